@@ -1,0 +1,201 @@
+// Command demo builds the example plugins and serves them the way Vault
+// does (handshake cookie, Vault's environment, AutoMTLS, multiplexing ids,
+// storage through the broker), then drives them and prints what happened.
+//
+//	go run ./example/demo
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+// plugins are the example mains, by name.
+var plugins = []string{
+	"./example/secrets/cmd/vault-plugin-secrets-example",
+	"./example/auth/cmd/vault-plugin-auth-example",
+}
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "vaultplugin-demo-")
+	if err != nil {
+		return fmt.Errorf("creating a build directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	step("building the example plugins")
+	bins := map[string]string{}
+	for _, pkg := range plugins {
+		name := filepath.Base(pkg)
+		bin := filepath.Join(dir, name)
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
+		bins[name] = bin
+		say("built %s in %s", name, time.Since(start).Round(time.Millisecond))
+	}
+
+	if err := secretsDemo(ctx, bins["vault-plugin-secrets-example"]); err != nil {
+		return err
+	}
+	if err := authDemo(ctx, bins["vault-plugin-auth-example"]); err != nil {
+		return err
+	}
+	if err := personDemo(ctx, bins["vault-plugin-secrets-example"]); err != nil {
+		return err
+	}
+	step("done: every plugin served, answered and stopped cleanly")
+	return nil
+}
+
+func secretsDemo(ctx context.Context, bin string) error {
+	step("secrets engine: one process, two mounts (multiplexed)")
+	p, err := servetest.New(ctx, bin)
+	if err != nil {
+		return fmt.Errorf("starting the secrets engine: %w", err)
+	}
+	defer p.Close()
+	say("plugin pid %d, handshake in %s", p.PID(), p.HandshakeTime().Round(100*time.Microsecond))
+
+	team1, err := p.Mount(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mounting team1/: %w", err)
+	}
+	team2, err := p.Mount(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mounting team2/: %w", err)
+	}
+	say("mounted team1/ (id %s) and team2/ (id %s) on pid %d", short(team1.ID), short(team2.ID), p.PID())
+
+	if _, err := request(ctx, team1, logical.CreateOperation, "data/db/creds", map[string]any{"username": "app", "password": "s3cr3t"}); err != nil {
+		return err
+	}
+	say("write team1/data/db/creds  username=app password=…")
+	resp, err := request(ctx, team1, logical.ReadOperation, "data/db/creds", nil)
+	if err != nil {
+		return err
+	}
+	say("read  team1/data/db/creds  -> username=%v", resp.Data["username"])
+	resp, err = request(ctx, team1, logical.ListOperation, "data/", nil)
+	if err != nil {
+		return err
+	}
+	say("list  team1/data/          -> %v", resp.Data["keys"])
+	resp, err = request(ctx, team2, logical.ReadOperation, "data/db/creds", nil)
+	if err != nil {
+		return err
+	}
+	if resp != nil && resp.Data != nil {
+		return errors.New("team2 sees team1's data: mounts are not isolated")
+	}
+	say("read  team2/data/db/creds  -> not found (each mount has its own storage)")
+	entries, err := team1.Storage.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	say("team1's storage, as Vault holds it: %v", entries)
+	if v, ok := team1.Backend.(logical.PluginVersioner); ok {
+		ver := v.PluginVersion().Version
+		if ver == "" {
+			ver = "(none: a development build; serve.WithVersion or go install module@version sets it)"
+		}
+		say("version reported to Vault: %s", ver)
+	}
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("stopping the secrets engine: %w", err)
+	}
+	say("stopped the way Vault does (graceful shutdown over gRPC)")
+	return nil
+}
+
+func authDemo(ctx context.Context, bin string) error {
+	step("auth method: create a user, log in")
+	p, err := servetest.New(ctx, bin)
+	if err != nil {
+		return fmt.Errorf("starting the auth method: %w", err)
+	}
+	defer p.Close()
+	say("plugin pid %d, handshake in %s", p.PID(), p.HandshakeTime().Round(100*time.Microsecond))
+	m, err := p.Mount(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mounting the auth method: %w", err)
+	}
+	if _, err := request(ctx, m, logical.CreateOperation, "users/alice", map[string]any{"password": "correct horse", "policies": "dev,reader", "ttl": "30m"}); err != nil {
+		return err
+	}
+	say("write auth/example/users/alice  policies=dev,reader ttl=30m (password stored as a bcrypt hash)")
+	resp, err := request(ctx, m, logical.UpdateOperation, "login", map[string]any{"username": "alice", "password": "correct horse"})
+	if err != nil {
+		return err
+	}
+	if resp == nil || resp.Auth == nil {
+		return errors.New("login returned no auth")
+	}
+	say("login alice -> policies %v, ttl %s, renewable %v", resp.Auth.Policies, resp.Auth.TTL, resp.Auth.Renewable)
+	_, err = request(ctx, m, logical.UpdateOperation, "login", map[string]any{"username": "alice", "password": "wrong"})
+	if err == nil {
+		return errors.New("a wrong password logged in")
+	}
+	say("login alice with a wrong password -> %v", err)
+	return p.Close()
+}
+
+func personDemo(ctx context.Context, bin string) error {
+	step("a person runs the plugin binary by hand")
+	cmd := exec.CommandContext(ctx, bin)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		return fmt.Errorf("run by hand: want exit 1, got %v", err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		say("%s", l)
+	}
+	say("(exit code %d)", ee.ExitCode())
+	return nil
+}
+
+// request sends one request through the gRPC boundary; a logical error
+// response comes back as an error.
+func request(ctx context.Context, b logical.Backend, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
+	resp, err := b.HandleRequest(ctx, &logical.Request{Operation: op, Path: path, Data: data})
+	if err != nil {
+		return resp, fmt.Errorf("%s %s: %w", op, path, err)
+	}
+	if resp != nil && resp.IsError() {
+		return resp, fmt.Errorf("%s %s: %w", op, path, resp.Error())
+	}
+	return resp, nil
+}
+
+func step(format string, args ...any) { fmt.Printf("\n== "+format+"\n", args...) }
+func say(format string, args ...any)  { fmt.Printf("   "+format+"\n", args...) }
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

@@ -1,0 +1,97 @@
+// Command testplugin is the plugin the serve tests drive. The environment
+// variable TESTPLUGIN_MODE picks the options it is served with, so that one
+// binary covers every behaviour under test.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve"
+)
+
+func main() {
+	var greeting string
+	var opts []serve.Option
+	for _, mode := range strings.Split(os.Getenv("TESTPLUGIN_MODE"), ",") {
+		switch mode {
+		case "nomux":
+			opts = append(opts, serve.WithoutMultiplexing())
+		case "version":
+			opts = append(opts, serve.WithVersion("1.2.3"))
+		case "badversion":
+			opts = append(opts, serve.WithVersion("not-a-version"))
+		case "unwrap1s":
+			opts = append(opts, serve.WithUnwrapTimeout(time.Second))
+		case "flags":
+			opts = append(opts, serve.WithFlags(func(fs *flag.FlagSet) {
+				fs.StringVar(&greeting, "greeting", "hello", "what the greeting path answers")
+			}))
+		case "dupflag":
+			opts = append(opts, serve.WithFlags(func(fs *flag.FlagSet) {
+				fs.String("ca-cert", "", "clashes with Vault's flag")
+			}))
+		}
+	}
+	factory := func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+		if os.Getenv("TESTPLUGIN_MODE") == "factoryerr" {
+			return nil, errors.New("the factory was told to fail")
+		}
+		return newBackend(ctx, conf, greeting)
+	}
+	serve.Run(factory, opts...)
+}
+
+func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting string) (logical.Backend, error) {
+	b := &framework.Backend{
+		Help:        "A backend for the serve tests.",
+		BackendType: logical.TypeLogical,
+		Paths: []*framework.Path{
+			{
+				Pattern: "kv/" + framework.GenericNameRegex("key"),
+				Fields:  map[string]*framework.FieldSchema{"key": {Type: framework.TypeString}, "value": {Type: framework.TypeString}},
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.UpdateOperation: &framework.PathOperation{Callback: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+						return nil, req.Storage.Put(ctx, &logical.StorageEntry{Key: d.Get("key").(string), Value: []byte(d.Get("value").(string))})
+					}},
+					logical.ReadOperation: &framework.PathOperation{Callback: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+						e, err := req.Storage.Get(ctx, d.Get("key").(string))
+						if err != nil || e == nil {
+							return nil, err
+						}
+						return &logical.Response{Data: map[string]interface{}{"value": string(e.Value)}}, nil
+					}},
+				},
+			},
+			{
+				Pattern: "info",
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+						return &logical.Response{Data: map[string]interface{}{"pid": strconv.Itoa(os.Getpid()), "greeting": greeting}}, nil
+					}},
+				},
+			},
+		},
+		Clean: func(context.Context) {
+			if f := os.Getenv("TESTPLUGIN_CLEANUP_FILE"); f != "" {
+				fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+				if err == nil {
+					fh.WriteString("cleanup\n")
+					fh.Close()
+				}
+			}
+		},
+	}
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
