@@ -1,0 +1,451 @@
+// Package servetest starts a Vault plugin binary exactly as Vault does and
+// hands back a logical.Backend per mount, so a test drives the binary an
+// operator ships, with no Vault installed.
+//
+//	func TestPlugin(t *testing.T) {
+//		bin := servetest.Build(t, "./cmd/my-plugin")
+//		p := servetest.Start(t, bin)
+//		m, err := p.Mount(context.Background(), nil)
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		resp, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "info"})
+//		…
+//	}
+//
+// The plugin is started with the handshake cookie, the environment Vault
+// 1.21 sets (VAULT_VERSION, VAULT_PLUGIN_AUTOMTLS_ENABLED=true,
+// VAULT_PLUGIN_METADATA_MODE=false), the binary's sha256 checked as the
+// catalog does, AutoMTLS and protocol 5. Each Mount is a backend instance in
+// the same process with its own multiplexing id and in-memory storage,
+// served to the plugin through go-plugin's broker as Vault's storage is.
+package servetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/vault/sdk/helper/pluginutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// DefaultVaultVersion is the VAULT_VERSION a plugin sees unless
+// WithVaultVersion says otherwise: the release the project is proven on.
+const DefaultVaultVersion = "1.21.0"
+
+// Option configures New and Start. An invalid option makes New fail.
+type Option func(*config) error
+
+type config struct {
+	env          []string
+	args         []string
+	vaultVersion string
+	stderr       io.Writer
+	logger       hclog.Logger
+}
+
+// WithEnv adds "KEY=VALUE" entries to the plugin's environment, as
+// `vault plugin register -env` does.
+func WithEnv(kv ...string) Option {
+	return func(c *config) error {
+		for _, e := range kv {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				return fmt.Errorf("WithEnv(%q): want KEY=VALUE", e)
+			}
+		}
+		c.env = append(c.env, kv...)
+		return nil
+	}
+}
+
+// WithArgs sets the plugin's command-line arguments, as
+// `vault plugin register -args` does.
+func WithArgs(args ...string) Option {
+	return func(c *config) error {
+		c.args = append(c.args, args...)
+		return nil
+	}
+}
+
+// WithVaultVersion sets the VAULT_VERSION the plugin sees.
+func WithVaultVersion(v string) Option {
+	return func(c *config) error {
+		if v == "" {
+			return errors.New("WithVaultVersion: empty version")
+		}
+		c.vaultVersion = v
+		return nil
+	}
+}
+
+// WithStderr copies the plugin's raw stderr lines to w as well, e.g.
+// os.Stderr to watch a plugin's records while a test runs.
+func WithStderr(w io.Writer) Option {
+	return func(c *config) error {
+		if w == nil {
+			return errors.New("WithStderr(nil)")
+		}
+		c.stderr = w
+		return nil
+	}
+}
+
+// WithLogger is the host-side logger, to which go-plugin re-logs the
+// plugin's records as Vault does. By default they are only kept for Logs.
+func WithLogger(l hclog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("WithLogger(nil)")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// Plugin is a running plugin process, started as Vault starts one.
+type Plugin struct {
+	client    *goplugin.Client
+	rpc       goplugin.ClientProtocol
+	conn      grpc.ClientConnInterface
+	multiplex bool
+	pid       int
+	handshake time.Duration
+	logs      *lineLog
+
+	mu     sync.Mutex
+	mounts []*Mount
+	closed bool
+}
+
+// Mount is one backend instance in the plugin process, as one Vault mount.
+type Mount struct {
+	// Backend is the instance, reached through the gRPC boundary.
+	logical.Backend
+	// Storage is the mount's storage, which the plugin reads and writes
+	// through the broker as it would Vault's; a test may inspect it.
+	Storage *logical.InmemStorage
+	// ID is the multiplexing id the host sends with every call.
+	ID string
+}
+
+// LogRecord is one line the plugin wrote to stderr, parsed when it is an
+// hclog JSON record.
+type LogRecord struct {
+	Level, Message string
+	Fields         map[string]any
+	// Raw is the line as written.
+	Raw string
+}
+
+// New starts the plugin binary bin as Vault would and waits for its
+// handshake. The caller must Close it. A plugin that fails to start gives
+// an error holding what Vault would show: go-plugin's message (with the
+// plugin's cause line) and the plugin's last stderr lines.
+func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
+	c := &config{vaultVersion: DefaultVaultVersion}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, fmt.Errorf("servetest: %w", err)
+		}
+	}
+	sum, err := fileSHA256(bin)
+	if err != nil {
+		return nil, fmt.Errorf("servetest: %w", err)
+	}
+	logs := &lineLog{}
+	stderr := io.Writer(logs)
+	if c.stderr != nil {
+		stderr = io.MultiWriter(logs, c.stderr)
+	}
+	logger := c.logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+
+	cmd := exec.Command(bin, c.args...)
+	// As pluginutil's runConfig: the host's environment, then Vault's
+	// variables, then the operator's -env entries.
+	cmd.Env = append(os.Environ(),
+		pluginutil.PluginVaultVersionEnv+"="+c.vaultVersion,
+		pluginutil.PluginMetadataModeEnv+"=false",
+		pluginutil.PluginAutoMTLSEnv+"=true",
+	)
+	cmd.Env = append(cmd.Env, c.env...)
+
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  sdkplugin.HandshakeConfig,
+		VersionedPlugins: map[int]goplugin.PluginSet{5: {"backend": &sdkplugin.GRPCBackendPlugin{}}},
+		Cmd:              cmd,
+		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolNetRPC, goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		Logger:           logger,
+		Stderr:           stderr,
+	})
+	start := time.Now()
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		// The stderr reader may still be copying the last lines.
+		time.Sleep(50 * time.Millisecond)
+		return nil, fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
+	}
+	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs}
+	if rc := client.ReattachConfig(); rc != nil {
+		p.pid = rc.Pid
+	}
+	grpcClient, ok := rpc.(*goplugin.GRPCClient)
+	if !ok {
+		client.Kill()
+		return nil, fmt.Errorf("servetest: %s negotiated %T, want gRPC", bin, rpc)
+	}
+	p.conn = grpcClient.Conn
+	p.multiplex, err = pluginutil.MultiplexingSupported(ctx, p.conn, "servetest")
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("servetest: asking %s whether it multiplexes: %w", bin, err)
+	}
+	return p, nil
+}
+
+// Start is New for tests: it fails t on error and closes the plugin when
+// the test ends.
+func Start(t testing.TB, bin string, opts ...Option) *Plugin {
+	t.Helper()
+	p, err := New(context.Background(), bin, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// Mount sets up a new backend instance in the plugin, as a new Vault mount
+// of it: config is the mount's configuration map. A plugin that does not
+// multiplex serves only one mount per process, as in Vault.
+func (p *Plugin) Mount(ctx context.Context, config map[string]string) (*Mount, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("servetest: the plugin is closed")
+	}
+	if !p.multiplex && len(p.mounts) > 0 {
+		p.mu.Unlock()
+		return nil, errors.New("servetest: the plugin does not multiplex: Vault starts one process per mount, so start another Plugin")
+	}
+	p.mu.Unlock()
+
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	conn := p.conn
+	if p.multiplex {
+		conn = muxConn{ClientConnInterface: p.conn, id: id}
+	}
+	be, err := sdkplugin.Dispense(p.rpc, pluginClient{ClientProtocol: p.rpc, conn: conn})
+	if err != nil {
+		return nil, fmt.Errorf("servetest: dispensing the backend: %w", err)
+	}
+	storage := &logical.InmemStorage{}
+	if config == nil {
+		config = map[string]string{}
+	}
+	err = be.Setup(ctx, &logical.BackendConfig{
+		StorageView: storage,
+		Logger:      hclog.NewNullLogger(),
+		System: logical.StaticSystemView{
+			DefaultLeaseTTLVal: time.Hour,
+			MaxLeaseTTLVal:     24 * time.Hour,
+			VersionString:      DefaultVaultVersion,
+		},
+		Config:      config,
+		BackendUUID: id,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("servetest: setting up the mount: %w", err)
+	}
+	if err := be.Initialize(ctx, &logical.InitializationRequest{Storage: storage}); err != nil {
+		be.Cleanup(ctx)
+		return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
+	}
+	m := &Mount{Backend: be, Storage: storage, ID: id}
+	p.mu.Lock()
+	p.mounts = append(p.mounts, m)
+	p.mu.Unlock()
+	return m, nil
+}
+
+// PID is the plugin process's id.
+func (p *Plugin) PID() int { return p.pid }
+
+// HandshakeTime is the time from starting the process to a completed
+// handshake, as the host measures it.
+func (p *Plugin) HandshakeTime() time.Duration { return p.handshake }
+
+// Logs returns the lines the plugin wrote to stderr so far.
+func (p *Plugin) Logs() []LogRecord { return p.logs.records() }
+
+// Exited reports whether the plugin process has exited.
+func (p *Plugin) Exited() bool { return p.client.Exited() }
+
+// Kill sends SIGKILL to the plugin process at once, as a crash would.
+func (p *Plugin) Kill() error {
+	if p.pid == 0 {
+		return errors.New("servetest: no process id")
+	}
+	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("servetest: killing %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// Close stops the plugin the way Vault does: each mount's Cleanup, then
+// go-plugin's graceful shutdown, then a kill if the process lingers. It
+// is safe to call more than once.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	mounts := p.mounts
+	p.mu.Unlock()
+	if !p.client.Exited() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		for _, m := range mounts {
+			m.Cleanup(ctx)
+		}
+		cancel()
+	}
+	p.client.Kill()
+	return nil
+}
+
+// muxConn sends the mount's multiplexing id with every call, as Vault's
+// plugin catalog does for a multiplexed plugin.
+type muxConn struct {
+	grpc.ClientConnInterface
+	id string
+}
+
+func (c muxConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
+	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c muxConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
+	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
+}
+
+// pluginClient is what sdk/plugin.Dispense needs to point the backend
+// client at a (multiplexed) connection.
+type pluginClient struct {
+	goplugin.ClientProtocol
+	conn grpc.ClientConnInterface
+}
+
+func (c pluginClient) Conn() grpc.ClientConnInterface { return c.conn }
+func (c pluginClient) Reload() error                  { return errors.New("servetest: reload is not supported") }
+
+func newID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("servetest: generating an id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening the plugin binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("hashing the plugin binary: %w", err)
+	}
+	return h.Sum(nil), nil
+}
+
+// lineLog collects the plugin's stderr. go-plugin writes each line and
+// its newline in separate calls, so lines are assembled here.
+type lineLog struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (l *lineLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.lines = append(l.lines, string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+	return len(b), nil
+}
+
+func (l *lineLog) records() []LogRecord {
+	l.mu.Lock()
+	lines := append([]string(nil), l.lines...)
+	l.mu.Unlock()
+	out := make([]LogRecord, 0, len(lines))
+	for _, line := range lines {
+		r := LogRecord{Raw: line}
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			r.Level, _ = m["@level"].(string)
+			r.Message, _ = m["@message"].(string)
+			delete(m, "@level")
+			delete(m, "@message")
+			r.Fields = m
+		} else {
+			r.Message = line
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// tail formats the last n lines for an error message.
+func (l *lineLog) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := l.lines
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nplugin stderr:\n  " + strings.Join(lines, "\n  ")
+}
