@@ -111,7 +111,7 @@ func secretsDemo(ctx context.Context, bin string) error {
 		return errors.New("team2 sees team1's data: mounts are not isolated")
 	}
 	say("read  team2/data/db/creds  -> not found (each mount has its own storage)")
-	entries, err := team1.Storage.List(ctx, "")
+	entries, err := logical.CollectKeys(ctx, team1.Storage)
 	if err != nil {
 		return err
 	}
