@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/filehash"
 )
 
 // tlsFlags are the flags of api.PluginAPIClientMeta.FlagSet, with help text.
@@ -189,16 +189,11 @@ func executableSHA256() (path, sum string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("locating the executable: %w", err)
 	}
-	f, err := os.Open(path)
+	raw, err := filehash.SHA256(path)
 	if err != nil {
-		return path, "", fmt.Errorf("reading the executable: %w", err)
+		return path, "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return path, "", fmt.Errorf("hashing the executable: %w", err)
-	}
-	return path, hex.EncodeToString(h.Sum(nil)), nil
+	return path, hex.EncodeToString(raw), nil
 }
 
 // printNotAPlugin tells a person who ran the binary what it is and how to

@@ -46,6 +46,8 @@ import (
 	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/plugkit/vaultplugin/internal/filehash"
 )
 
 // DefaultVaultVersion is the VAULT_VERSION a plugin sees unless
@@ -167,7 +169,7 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 			return nil, fmt.Errorf("servetest: %w", err)
 		}
 	}
-	sum, err := fileSHA256(bin)
+	sum, err := filehash.SHA256(bin)
 	if err != nil {
 		return nil, fmt.Errorf("servetest: %w", err)
 	}
@@ -376,19 +378,6 @@ func newID() (string, error) {
 		return "", fmt.Errorf("servetest: generating an id: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-func fileSHA256(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening the plugin binary: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("hashing the plugin binary: %w", err)
-	}
-	return h.Sum(nil), nil
 }
 
 // lineLog collects the plugin's stderr. go-plugin writes each line and

@@ -1,0 +1,39 @@
+package secrets_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+// TestBinary drives the plugin binary an operator ships, started as Vault
+// starts it: two mounts served by one process, isolated from each other.
+func TestBinary(t *testing.T) {
+	bin := servetest.Build(t, "./cmd/vault-plugin-secrets-example")
+	p := servetest.Start(t, bin)
+	ctx := context.Background()
+	a, err := p.Mount(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Mount(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, a, nil, logical.CreateOperation, "data/app/db", map[string]any{"password": "p"})
+	if got := do(t, a, nil, logical.ReadOperation, "data/app/db", nil).Data["password"]; got != "p" {
+		t.Errorf("read back %v", got)
+	}
+	if resp := do(t, b, nil, logical.ReadOperation, "data/app/db", nil); resp != nil {
+		t.Errorf("the second mount sees the first's secret: %v", resp.Data)
+	}
+	if keys, _ := logical.CollectKeys(ctx, a.Storage); len(keys) != 1 || keys[0] != "data/app/db" {
+		t.Errorf("storage keys = %v", keys)
+	}
+	if t.Failed() || p.Exited() {
+		t.Fatalf("plugin exited: %v", p.Logs())
+	}
+}
