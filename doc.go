@@ -10,6 +10,9 @@
 //
 //	func main() { serve.Run(backend.Factory) }
 //
+// A database plugin's main is serve.RunDatabase(mydb.New), with the SDK's
+// own dbplugin.Factory.
+//
 // The packages:
 //
 //   - serve: Run and Serve, the options, the command line a person sees.

@@ -24,6 +24,12 @@
 // never outlives Vault. SIGINT is ignored, as go-plugin does, because a
 // terminal sends it to Vault's whole process group.
 //
-// Serve does the same work and returns an error instead of exiting, for
-// tests and custom mains; ExitCode maps that error to Run's exit code.
+// Database plugins (dbplugin v5) are served the same way by RunDatabase,
+// which takes the SDK's own dbplugin.Factory:
+//
+//	func main() { serve.RunDatabase(mydb.New) }
+//
+// Serve and ServeDatabase do the same work and return an error instead of
+// exiting, for tests and custom mains; ExitCode maps that error to Run's
+// exit code.
 package serve

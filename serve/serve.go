@@ -92,8 +92,10 @@ func Serve(ctx context.Context, factory logical.Factory, opts ...Option) error {
 type kind interface {
 	// Kind is the compat kind, which picks the handshake cookie.
 	Kind() compat.Kind
-	// pluginSets returns go-plugin's versioned plugin sets.
-	pluginSets(c *config, plan compat.Plan, tr *tracker) map[int]goplugin.PluginSet
+	// prepare returns go-plugin's versioned plugin sets and the function
+	// that stops every instance served (draining requests, then Cleanup or
+	// Close), bounded by its timeout. An error is a startup failure.
+	prepare(c *config, plan compat.Plan) (sets map[int]goplugin.PluginSet, stop func(timeout time.Duration), err error)
 	// probe builds one instance outside of any host to learn the plugin's
 	// type, as Vault does at registration; it returns "" when it cannot.
 	probe(ctx context.Context, c *config) string
@@ -189,7 +191,10 @@ func (c *config) serve(ctx context.Context, k kind, opts []Option) error {
 
 // run hands the process to go-plugin and turns what it did into an error.
 func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.Plan) error {
-	tr := newTracker(c)
+	sets, stopInstances, err := k.prepare(c, plan)
+	if err != nil {
+		return c.fail(host, err, "")
+	}
 	watch := &startupWatch{Logger: c.logger}
 
 	var tlsProvider func() (*tls.Config, error)
@@ -203,7 +208,7 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 	)
 	serveConfig := &goplugin.ServeConfig{
 		HandshakeConfig:  handshake(c.kind),
-		VersionedPlugins: k.pluginSets(c, plan, tr),
+		VersionedPlugins: sets,
 		TLSProvider:      tlsProvider,
 		Logger:           watch,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
@@ -242,7 +247,7 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 			why = "host process exited"
 		}
 		c.logger.Info("stopping", "reason", why)
-		tr.shutdown(c.shutdownTimeout)
+		stopInstances(c.shutdownTimeout)
 		srvMu.Lock()
 		s := srv
 		srvMu.Unlock()
@@ -312,7 +317,8 @@ type backendKind struct{ factory logical.Factory }
 
 func (backendKind) Kind() compat.Kind { return compat.Backend }
 
-func (b backendKind) pluginSets(c *config, plan compat.Plan, tr *tracker) map[int]goplugin.PluginSet {
+func (b backendKind) prepare(c *config, plan compat.Plan) (map[int]goplugin.PluginSet, func(time.Duration), error) {
+	tr := newTracker(c)
 	factory := tr.wrapFactory(b.factory)
 	set := func(mux bool) goplugin.PluginSet {
 		return goplugin.PluginSet{sdkplugin.BackendPluginName: &sdkplugin.GRPCBackendPlugin{
@@ -323,7 +329,7 @@ func (b backendKind) pluginSets(c *config, plan compat.Plan, tr *tracker) map[in
 	}
 	// The same sets as sdk/plugin's ServeMultiplex and Serve: 3 and 4 for
 	// hosts before 1.12, 5 (with or without multiplexing) after.
-	return map[int]goplugin.PluginSet{3: set(false), 4: set(false), 5: set(plan.Multiplex)}
+	return map[int]goplugin.PluginSet{3: set(false), 4: set(false), 5: set(plan.Multiplex)}, tr.shutdown, nil
 }
 
 func (backendKind) grpcOptions() []grpc.ServerOption {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/plugkit/vaultplugin/serve/servetest"
@@ -31,6 +32,7 @@ func main() {
 var plugins = []string{
 	"./example/secrets/cmd/vault-plugin-secrets-example",
 	"./example/auth/cmd/vault-plugin-auth-example",
+	"./example/database/cmd/vault-plugin-database-htpasswd",
 }
 
 func run() error {
@@ -61,6 +63,9 @@ func run() error {
 		return err
 	}
 	if err := authDemo(ctx, bins["vault-plugin-auth-example"]); err != nil {
+		return err
+	}
+	if err := databaseDemo(ctx, bins["vault-plugin-database-htpasswd"], dir); err != nil {
 		return err
 	}
 	if err := personDemo(ctx, bins["vault-plugin-secrets-example"]); err != nil {
@@ -160,6 +165,61 @@ func authDemo(ctx context.Context, bin string) error {
 	}
 	say("login alice with a wrong password -> %v", err)
 	return p.Close()
+}
+
+func databaseDemo(ctx context.Context, bin, dir string) error {
+	step("database plugin: issue and revoke an htpasswd user")
+	p, err := servetest.NewDatabase(ctx, bin)
+	if err != nil {
+		return fmt.Errorf("starting the database plugin: %w", err)
+	}
+	defer p.Close()
+	say("plugin pid %d, handshake in %s", p.PID(), p.HandshakeTime().Round(100*time.Microsecond))
+	db, err := p.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	file := filepath.Join(dir, "htpasswd")
+	if _, err := db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{"htpasswd_file": file}, VerifyConnection: true}); err != nil {
+		return fmt.Errorf("initializing: %w", err)
+	}
+	say("write database/config/web htpasswd_file=%s", file)
+	user, err := db.NewUser(ctx, dbplugin.NewUserRequest{
+		UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "token", RoleName: "web"},
+		Password:       "generated-by-vault",
+		Expiration:     time.Now().Add(time.Hour),
+	})
+	if err != nil {
+		return fmt.Errorf("issuing a user: %w", err)
+	}
+	say("read database/creds/web -> username %s", user.Username)
+	if err := showFile(file); err != nil {
+		return err
+	}
+	if _, err := db.DeleteUser(ctx, dbplugin.DeleteUserRequest{Username: user.Username}); err != nil {
+		return fmt.Errorf("revoking: %w", err)
+	}
+	say("lease revoked -> user %s deleted", user.Username)
+	if err := showFile(file); err != nil {
+		return err
+	}
+	return p.Close()
+}
+
+func showFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) == 0 {
+		say("htpasswd file: (empty)")
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" {
+			say("htpasswd file: %s", l)
+		}
+	}
+	return nil
 }
 
 func personDemo(ctx context.Context, bin string) error {

@@ -41,6 +41,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/helper/pluginutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
@@ -58,6 +59,7 @@ const DefaultVaultVersion = "1.21.0"
 type Option func(*config) error
 
 type config struct {
+	database     bool
 	env          []string
 	args         []string
 	vaultVersion string
@@ -129,12 +131,15 @@ type Plugin struct {
 	rpc       goplugin.ClientProtocol
 	conn      grpc.ClientConnInterface
 	multiplex bool
+	database  bool
 	pid       int
 	handshake time.Duration
 	logs      *lineLog
 
 	mu     sync.Mutex
 	mounts []*Mount
+	dbs    []dbplugin.Database
+	conns  int
 	closed bool
 }
 
@@ -163,7 +168,27 @@ type LogRecord struct {
 // an error holding what Vault would show: go-plugin's message (with the
 // plugin's cause line) and the plugin's last stderr lines.
 func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
-	c := &config{vaultVersion: DefaultVaultVersion}
+	return start(ctx, bin, &config{vaultVersion: DefaultVaultVersion}, opts)
+}
+
+// NewDatabase is New for a database plugin (dbplugin v5): the database
+// handshake cookie and protocols 5 and 6; use Connect instead of Mount.
+func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
+	return start(ctx, bin, &config{vaultVersion: DefaultVaultVersion, database: true}, opts)
+}
+
+// StartDatabase is NewDatabase for tests, as Start is for New.
+func StartDatabase(t testing.TB, bin string, opts ...Option) *Plugin {
+	t.Helper()
+	p, err := NewDatabase(context.Background(), bin, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, error) {
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, fmt.Errorf("servetest: %w", err)
@@ -193,9 +218,15 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 	)
 	cmd.Env = append(cmd.Env, c.env...)
 
+	handshake := sdkplugin.HandshakeConfig
+	sets := map[int]goplugin.PluginSet{5: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
+	if c.database {
+		handshake = dbplugin.HandshakeConfig
+		sets = dbplugin.PluginSets
+	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  sdkplugin.HandshakeConfig,
-		VersionedPlugins: map[int]goplugin.PluginSet{5: {"backend": &sdkplugin.GRPCBackendPlugin{}}},
+		HandshakeConfig:  handshake,
+		VersionedPlugins: sets,
 		Cmd:              cmd,
 		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolNetRPC, goplugin.ProtocolGRPC},
@@ -212,7 +243,7 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 		time.Sleep(50 * time.Millisecond)
 		return nil, fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
 	}
-	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs}
+	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -250,6 +281,10 @@ func (p *Plugin) Mount(ctx context.Context, config map[string]string) (*Mount, e
 	if p.closed {
 		p.mu.Unlock()
 		return nil, errors.New("servetest: the plugin is closed")
+	}
+	if p.database {
+		p.mu.Unlock()
+		return nil, errors.New("servetest: a database plugin has connections, not mounts: use Connect")
 	}
 	if !p.multiplex && len(p.mounts) > 0 {
 		p.mu.Unlock()
@@ -298,6 +333,48 @@ func (p *Plugin) Mount(ctx context.Context, config map[string]string) (*Mount, e
 	return m, nil
 }
 
+// Connect opens a new connection to a database plugin started with
+// NewDatabase, as a new `vault write database/config/NAME` does: its own
+// instance in the same process when the plugin multiplexes. The caller
+// initializes it with Initialize; Plugin.Close closes every connection.
+func (p *Plugin) Connect(ctx context.Context) (dbplugin.Database, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil, errors.New("servetest: the plugin is closed")
+	case !p.database:
+		return nil, errors.New("servetest: Connect is for database plugins (NewDatabase); use Mount")
+	case !p.multiplex && p.conns > 0:
+		return nil, errors.New("servetest: the plugin does not multiplex: Vault starts one process per connection, so start another Plugin")
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	var conn grpc.ClientConnInterface = p.conn
+	if p.multiplex {
+		conn = muxConn{ClientConnInterface: p.conn, id: id}
+	}
+	db, err := dbplugin.NewPluginClient(ctx, runner{client: pluginClient{ClientProtocol: p.rpc, conn: conn}}, pluginutil.PluginClientConfig{Name: "servetest"})
+	if err != nil {
+		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
+	}
+	p.conns++
+	p.dbs = append(p.dbs, db)
+	return db, nil
+}
+
+// runner hands dbplugin.NewPluginClient the already running plugin.
+type runner struct {
+	pluginutil.RunnerUtil
+	client pluginClient
+}
+
+func (r runner) NewPluginClient(context.Context, pluginutil.PluginClientConfig) (pluginutil.PluginClient, error) {
+	return r.client, nil
+}
+
 // PID is the plugin process's id.
 func (p *Plugin) PID() int { return p.pid }
 
@@ -332,7 +409,7 @@ func (p *Plugin) Close() error {
 		return nil
 	}
 	p.closed = true
-	mounts := p.mounts
+	mounts, dbs := p.mounts, p.dbs
 	p.mu.Unlock()
 	if !p.client.Exited() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -340,6 +417,9 @@ func (p *Plugin) Close() error {
 			m.Cleanup(ctx)
 		}
 		cancel()
+		for _, db := range dbs {
+			_ = db.Close()
+		}
 	}
 	p.client.Kill()
 	return nil
@@ -371,6 +451,11 @@ type pluginClient struct {
 
 func (c pluginClient) Conn() grpc.ClientConnInterface { return c.conn }
 func (c pluginClient) Reload() error                  { return errors.New("servetest: reload is not supported") }
+
+// Close does nothing: the SDK's clients close their PluginClient when one
+// mount or connection closes, but the process and its connection are
+// shared by all of them and closed by Plugin.Close.
+func (c pluginClient) Close() error { return nil }
 
 func newID() (string, error) {
 	b := make([]byte, 16)

@@ -1,0 +1,119 @@
+package htpasswd_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/crypto/bcrypt"
+
+	htpasswd "github.com/plugkit/vaultplugin/example/database"
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+// TestBinaryConcurrentUsers issues 100 users at once through two
+// connections multiplexed on one plugin process: the file must end with
+// exactly 100 entries, each verifying with its own password.
+func TestBinaryConcurrentUsers(t *testing.T) {
+	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
+	p := servetest.StartDatabase(t, bin)
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	ctx := context.Background()
+	var conns []dbplugin.Database
+	for range 2 {
+		db, err := p.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := initialize(t, db, path, nil); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, db)
+	}
+	if typ, err := conns[0].Type(); err != nil || typ != "htpasswd" {
+		t.Errorf("Type = %q, %v", typ, err)
+	}
+
+	const n = 100
+	users := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := conns[i%2].NewUser(ctx, dbplugin.NewUserRequest{
+				UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "tok", RoleName: "web"},
+				Password:       fmt.Sprintf("password-%d", i),
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			users[i] = resp.Username
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("%d lines, want %d", len(lines), n)
+	}
+	c := htpasswd.Parse(string(b))
+	for i, u := range users {
+		h, ok := c.Hash(u)
+		if !ok || bcrypt.CompareHashAndPassword([]byte(h), []byte(fmt.Sprintf("password-%d", i))) != nil {
+			t.Errorf("user %d (%q) does not verify", i, u)
+		}
+	}
+	if v := conns[0].(logical.PluginVersioner).PluginVersion().Version; v != "" {
+		t.Logf("reported version %q", v)
+	}
+
+	// Rotate and revoke through the binary.
+	if _, err := conns[1].UpdateUser(ctx, dbplugin.UpdateUserRequest{Username: users[0], Password: &dbplugin.ChangePassword{NewPassword: "rotated"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conns[0].DeleteUser(ctx, dbplugin.DeleteUserRequest{Username: users[1]}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	c = htpasswd.Parse(string(b))
+	if h, _ := c.Hash(users[0]); bcrypt.CompareHashAndPassword([]byte(h), []byte("rotated")) != nil {
+		t.Error("rotated password does not verify")
+	}
+	if c.Has(users[1]) || len(c.Users()) != n-1 {
+		t.Errorf("after delete: %d users, deleted present %v", len(c.Users()), c.Has(users[1]))
+	}
+}
+
+// TestBinaryInitializeBadPath: a path the plugin cannot write is refused
+// at configuration time, and the connection stays unusable.
+func TestBinaryInitializeBadPath(t *testing.T) {
+	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
+	p := servetest.StartDatabase(t, bin)
+	db, err := p.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = initialize(t, db, "/nonexistent-dir/htpasswd", nil)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent-dir") {
+		t.Fatalf("Initialize with a bad path: %v", err)
+	}
+	if _, err := db.NewUser(context.Background(), dbplugin.NewUserRequest{Password: "x"}); err == nil || !strings.Contains(err.Error(), "not initialized") {
+		t.Errorf("NewUser before a successful Initialize: %v", err)
+	}
+}
