@@ -1,0 +1,3 @@
+module github.com/plugkit/vaultplugin/e2e
+
+go 1.25.7

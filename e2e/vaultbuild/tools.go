@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package vaultbuild pins the Vault release the e2e suite builds: its go.mod
+// requires github.com/hashicorp/vault and replaces api and sdk with the
+// tagged versions that release builds with (see ../../../shared/DESIGN.md).
+package vaultbuild
+
+import _ "github.com/hashicorp/vault"
