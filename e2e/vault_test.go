@@ -341,7 +341,6 @@ func eventually(t *testing.T, limit time.Duration, f func() error) {
 	}
 }
 
-
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
