@@ -475,3 +475,32 @@ func read(t *testing.T, b logical.Backend, path string) map[string]any {
 	}
 	return resp.Data
 }
+
+// TestLegacyTLS serves over the wrap-token TLS path: servetest plays
+// Vault's unwrap endpoint, so the TLS provider runs for real.
+func TestLegacyTLS(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	p := servetest.Start(t, bin, servetest.WithLegacyTLS(), servetest.WithEnv("VAULTPLUGIN_LOG_LEVEL=debug"))
+	m, err := p.Mount(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, m, "kv/k", map[string]any{"value": "over legacy TLS"})
+	if got := read(t, m, "kv/k")["value"]; got != "over legacy TLS" {
+		t.Errorf("read back %v", got)
+	}
+	unwrapped := false
+	for _, r := range p.Logs() {
+		unwrapped = unwrapped || r.Message == "unwrapped the TLS certificate"
+		// The token is a JWT: base64url JSON always starts with "eyJ".
+		if strings.Contains(r.Raw, "eyJ") {
+			t.Errorf("a log line carries the wrapping token: %s", r.Raw)
+		}
+	}
+	if !unwrapped {
+		t.Errorf("no unwrap record; logs: %v", p.Logs())
+	}
+	if _, err := p.Mount(context.Background(), nil); err == nil {
+		t.Error("a protocol-4 host serves one mount per process")
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +62,7 @@ type Option func(*config) error
 
 type config struct {
 	database     bool
+	legacyTLS    bool
 	env          []string
 	args         []string
 	vaultVersion string
@@ -132,6 +135,7 @@ type Plugin struct {
 	conn      grpc.ClientConnInterface
 	multiplex bool
 	database  bool
+	cleanup   func()
 	pid       int
 	handshake time.Duration
 	logs      *lineLog
@@ -208,14 +212,42 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 		logger = hclog.NewNullLogger()
 	}
 
-	cmd := exec.Command(bin, c.args...)
+	args := c.args
+	autoMTLS := true
+	var legacy *legacyHost
+	var legacyDir string
+	if c.legacyTLS {
+		if c.database {
+			return nil, errors.New("servetest: WithLegacyTLS: database plugins use AutoMTLS only")
+		}
+		if legacyDir, err = os.MkdirTemp("", "servetest-legacy-"); err != nil {
+			return nil, fmt.Errorf("servetest: %w", err)
+		}
+		if legacy, err = newLegacyHost(legacyDir); err != nil {
+			os.RemoveAll(legacyDir)
+			return nil, fmt.Errorf("servetest: %w", err)
+		}
+		autoMTLS = false
+		args = append([]string{"-ca-cert=" + legacy.caFile}, args...)
+	}
+	cleanupLegacy := func() {
+		if legacy != nil {
+			legacy.close()
+			os.RemoveAll(legacyDir)
+		}
+	}
+
+	cmd := exec.Command(bin, args...)
 	// As pluginutil's runConfig: the host's environment, then Vault's
 	// variables, then the operator's -env entries.
 	cmd.Env = append(os.Environ(),
 		pluginutil.PluginVaultVersionEnv+"="+c.vaultVersion,
 		pluginutil.PluginMetadataModeEnv+"=false",
-		pluginutil.PluginAutoMTLSEnv+"=true",
+		pluginutil.PluginAutoMTLSEnv+"="+strconv.FormatBool(autoMTLS),
 	)
+	if legacy != nil {
+		cmd.Env = append(cmd.Env, pluginutil.PluginUnwrapTokenEnv+"="+legacy.token)
+	}
 	cmd.Env = append(cmd.Env, c.env...)
 
 	handshake := sdkplugin.HandshakeConfig
@@ -224,13 +256,20 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 		handshake = dbplugin.HandshakeConfig
 		sets = dbplugin.PluginSets
 	}
+	var clientTLS *tls.Config
+	if legacy != nil {
+		// Vault takes this path for plugins that offer protocol 4 at most.
+		sets = map[int]goplugin.PluginSet{4: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
+		clientTLS = legacy.clientTLS
+	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: sets,
 		Cmd:              cmd,
 		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolNetRPC, goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         autoMTLS,
+		TLSConfig:        clientTLS,
 		SkipHostEnv:      true,
 		Logger:           logger,
 		Stderr:           stderr,
@@ -239,23 +278,26 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
+		cleanupLegacy()
 		// The stderr reader may still be copying the last lines.
 		time.Sleep(50 * time.Millisecond)
 		return nil, fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
 	}
-	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database}
+	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database, cleanup: cleanupLegacy}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
 	grpcClient, ok := rpc.(*goplugin.GRPCClient)
 	if !ok {
 		client.Kill()
+		cleanupLegacy()
 		return nil, fmt.Errorf("servetest: %s negotiated %T, want gRPC", bin, rpc)
 	}
 	p.conn = grpcClient.Conn
 	p.multiplex, err = pluginutil.MultiplexingSupported(ctx, p.conn, "servetest")
 	if err != nil {
 		client.Kill()
+		cleanupLegacy()
 		return nil, fmt.Errorf("servetest: asking %s whether it multiplexes: %w", bin, err)
 	}
 	return p, nil
@@ -422,6 +464,7 @@ func (p *Plugin) Close() error {
 		}
 	}
 	p.client.Kill()
+	p.cleanup()
 	return nil
 }
 
