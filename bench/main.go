@@ -1,0 +1,240 @@
+// Command bench measures the example secrets engine served by a bare SDK
+// main (the docs' ServeMultiplex snippet) and by serve.Run, built in the same
+// run and measured interleaved, and prints each figure with its ratio to
+// the bare SDK:
+//
+//	go run ./bench
+//
+// Ratios, not absolute times, are the result: the machines are shared and
+// noisy, and interleaving exposes both binaries to the same noise.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 30, "handshakes measured per binary (the median is reported)")
+	requests := flag.Int("requests", 10000, "requests per throughput run")
+	mounts := flag.Int("mounts", 50, "mounts for the memory comparison")
+	flag.Parse()
+	if err := run(*rounds, *requests, *mounts); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type subject struct{ name, bin string }
+
+func run(rounds, requests, mounts int) error {
+	dir, err := os.MkdirTemp("", "vaultplugin-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var subjects []subject
+	for _, s := range []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}} {
+		out := filepath.Join(dir, filepath.Base(s.bin))
+		if b, err := exec.Command("go", "build", "-o", out, s.bin).CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", s.bin, err, b)
+		}
+		subjects = append(subjects, subject{s.name, out})
+	}
+	ctx := context.Background()
+	res := map[string]map[string]float64{}
+	for _, s := range subjects {
+		res[s.name] = map[string]float64{}
+		st, err := os.Stat(s.bin)
+		if err != nil {
+			return err
+		}
+		res[s.name]["binary size (MiB)"] = float64(st.Size()) / (1 << 20)
+	}
+
+	// Handshakes, alternating binaries so both see the same noise.
+	hs := map[string][]float64{}
+	for i := 0; i < rounds; i++ {
+		for _, s := range subjects {
+			p, err := servetest.New(ctx, s.bin)
+			if err != nil {
+				return err
+			}
+			hs[s.name] = append(hs[s.name], float64(p.HandshakeTime().Microseconds())/1000)
+			_ = p.Close()
+		}
+	}
+	for n, v := range hs {
+		res[n]["exec to handshake, median (ms)"] = median(v)
+	}
+
+	// Round trips and throughput through the gRPC boundary, then RSS.
+	type live struct {
+		p *servetest.Plugin
+		m *servetest.Mount
+	}
+	lives := map[string]live{}
+	for _, s := range subjects {
+		p, err := servetest.New(ctx, s.bin)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		m, err := p.Mount(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "data/k", Data: map[string]any{"v": "x"}}); err != nil {
+			return err
+		}
+		lives[s.name] = live{p, m}
+	}
+	for round := 0; round < 3; round++ {
+		for _, s := range subjects {
+			l := lives[s.name]
+			lat, err := roundTrips(ctx, l.m, requests/10)
+			if err != nil {
+				return err
+			}
+			res[s.name]["round trip c=1, median (µs)"] += lat / 3
+			for _, c := range []int{1, 16} {
+				rps, err := throughput(ctx, l.m, requests, c)
+				if err != nil {
+					return err
+				}
+				res[s.name][fmt.Sprintf("throughput c=%d (req/s)", c)] += rps / 3
+			}
+		}
+	}
+	for _, s := range subjects {
+		res[s.name]["RSS after the requests (MiB)"] = rssMiB(lives[s.name].p.PID())
+	}
+
+	// Memory: many mounts in one process versus one process per mount.
+	for _, s := range subjects {
+		p, err := servetest.New(ctx, s.bin)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < mounts; i++ {
+			if _, err := p.Mount(ctx, nil); err != nil {
+				return err
+			}
+		}
+		res[s.name][fmt.Sprintf("%d mounts, 1 process: RSS (MiB)", mounts)] = rssMiB(p.PID())
+		_ = p.Close()
+
+		var total float64
+		var ps []*servetest.Plugin
+		for i := 0; i < mounts; i++ {
+			p, err := servetest.New(ctx, s.bin)
+			if err != nil {
+				return err
+			}
+			ps = append(ps, p)
+			if _, err := p.Mount(ctx, nil); err != nil {
+				return err
+			}
+		}
+		for _, p := range ps {
+			total += rssMiB(p.PID())
+			_ = p.Close()
+		}
+		res[s.name][fmt.Sprintf("%d mounts, %d processes: RSS (MiB)", mounts, mounts)] = total
+	}
+
+	print(res)
+	return nil
+}
+
+func roundTrips(ctx context.Context, m *servetest.Mount, n int) (float64, error) {
+	lat := make([]float64, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if _, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "data/k"}); err != nil {
+			return 0, err
+		}
+		lat = append(lat, float64(time.Since(start).Nanoseconds())/1000)
+	}
+	return median(lat), nil
+}
+
+func throughput(ctx context.Context, m *servetest.Mount, n, c int) (float64, error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, c)
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/c; i++ {
+				if _, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "data/k"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n/c*c) / time.Since(start).Seconds(), nil
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// print shows each figure and the ratio serve.Run / bare SDK. For
+// throughput a ratio above 1 is better; for everything else, below 1.
+func print(res map[string]map[string]float64) {
+	var keys []string
+	for k := range res["bare SDK"] {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Printf("%-36s %12s %12s %8s\n", "figure", "bare SDK", "serve.Run", "ratio")
+	for _, k := range keys {
+		b, o := res["bare SDK"][k], res["serve.Run"][k]
+		ratio := 0.0
+		if b != 0 {
+			ratio = o / b
+		}
+		fmt.Printf("%-36s %12.2f %12.2f %8.3f\n", k, b, o, ratio)
+	}
+	fmt.Println("\nratio = serve.Run / bare SDK; for throughput higher is better, for the rest lower is better.")
+}
