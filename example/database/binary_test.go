@@ -117,3 +117,46 @@ func TestBinaryInitializeBadPath(t *testing.T) {
 		t.Errorf("NewUser before a successful Initialize: %v", err)
 	}
 }
+
+// TestBinaryTwoProcesses: two plugin processes (as Vault runs for two
+// catalog entries) writing one file concurrently lose nothing: the file
+// lock serializes them across processes.
+func TestBinaryTwoProcesses(t *testing.T) {
+	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	ctx := context.Background()
+	var conns []dbplugin.Database
+	for range 2 {
+		p := servetest.StartDatabase(t, bin)
+		db, err := p.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := initialize(t, db, path, nil); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, db)
+	}
+	const n = 60
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := conns[i%2].NewUser(ctx, dbplugin.NewUserRequest{
+				UsernameConfig: dbplugin.UsernameMetadata{DisplayName: "p", RoleName: "r"},
+				Password:       "pw",
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b, _ := os.ReadFile(path)
+	if got := len(htpasswd.Parse(string(b)).Users()); got != n {
+		t.Fatalf("%d users in the file, want %d", got, n)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".htpasswd.tmp-*")); len(leftovers) != 0 {
+		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
