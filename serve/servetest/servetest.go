@@ -19,6 +19,11 @@
 // catalog does, AutoMTLS and protocol 5. Each Mount is a backend instance in
 // the same process with its own multiplexing id and in-memory storage,
 // served to the plugin through go-plugin's broker as Vault's storage is.
+//
+// Database plugins start with NewDatabase or StartDatabase and hand out a
+// dbplugin.Database per Connect. WithLegacyTLS plays the host of the
+// wrap-token TLS path instead of AutoMTLS, so a plugin's TLS provider runs
+// against a real unwrap endpoint.
 package servetest
 
 import (
