@@ -114,14 +114,6 @@ func newLegacyHost(dir string) (*legacyHost, error) {
 		}
 		_ = json.NewEncoder(w).Encode(wrapped)
 	}))
-	h.api.StartTLS()
-
-	h.caFile = filepath.Join(dir, "vault-api-ca.pem")
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.api.Certificate().Raw})
-	if err := os.WriteFile(h.caFile, ca, 0o600); err != nil {
-		h.api.Close()
-		return nil, fmt.Errorf("writing the API's CA: %w", err)
-	}
 
 	// The token is an ES512 JWT whose addr claim is the API's address,
 	// which the plugin reads without verifying, as the SDK does.
@@ -138,13 +130,23 @@ func newLegacyHost(dir string) (*legacyHost, error) {
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	h.token, err = jwt.Signed(signer).Claims(map[string]any{
-		"addr": h.api.URL,
+		// The listener is bound before the server starts, so the address
+		// is known and the token is set before any handler can read it.
+		"addr": "https://" + h.api.Listener.Addr().String(),
 		"jti":  hex.EncodeToString(jti),
 		"exp":  time.Now().Add(time.Minute).Unix(),
 	}).Serialize()
 	if err != nil {
 		h.api.Close()
 		return nil, err
+	}
+	h.api.StartTLS()
+
+	h.caFile = filepath.Join(dir, "vault-api-ca.pem")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.api.Certificate().Raw})
+	if err := os.WriteFile(h.caFile, ca, 0o600); err != nil {
+		h.api.Close()
+		return nil, fmt.Errorf("writing the API's CA: %w", err)
 	}
 	return h, nil
 }
