@@ -68,6 +68,7 @@ type Option func(*config) error
 type config struct {
 	database     bool
 	legacyTLS    bool
+	metadataMode bool
 	env          []string
 	args         []string
 	vaultVersion string
@@ -109,6 +110,17 @@ func WithVaultVersion(v string) Option {
 	}
 }
 
+// WithMetadataMode plays a host that starts the plugin only to read its
+// metadata (type, version), as Vaults before 1.12 did at registration:
+// VAULT_PLUGIN_METADATA_MODE=true, no TLS. The SDK refuses requests in
+// this mode; Setup and the version still answer.
+func WithMetadataMode() Option {
+	return func(c *config) error {
+		c.metadataMode = true
+		return nil
+	}
+}
+
 // WithStderr copies the plugin's raw stderr lines to w as well, e.g.
 // os.Stderr to watch a plugin's records while a test runs.
 func WithStderr(w io.Writer) Option {
@@ -140,6 +152,7 @@ type Plugin struct {
 	conn      grpc.ClientConnInterface
 	multiplex bool
 	database  bool
+	metadata  bool
 	cleanup   func()
 	pid       int
 	handshake time.Duration
@@ -221,6 +234,12 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 	autoMTLS := true
 	var legacy *legacyHost
 	var legacyDir string
+	if c.metadataMode {
+		if c.legacyTLS {
+			return nil, errors.New("servetest: WithMetadataMode and WithLegacyTLS exclude each other: a host in metadata mode sends no token")
+		}
+		autoMTLS = false
+	}
 	if c.legacyTLS {
 		if c.database {
 			return nil, errors.New("servetest: WithLegacyTLS: database plugins use AutoMTLS only")
@@ -247,7 +266,7 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 	// variables, then the operator's -env entries.
 	cmd.Env = append(os.Environ(),
 		pluginutil.PluginVaultVersionEnv+"="+c.vaultVersion,
-		pluginutil.PluginMetadataModeEnv+"=false",
+		pluginutil.PluginMetadataModeEnv+"="+strconv.FormatBool(c.metadataMode),
 		pluginutil.PluginAutoMTLSEnv+"="+strconv.FormatBool(autoMTLS),
 	)
 	if legacy != nil {
@@ -288,7 +307,7 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 		time.Sleep(50 * time.Millisecond)
 		return nil, fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
 	}
-	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database, cleanup: cleanupLegacy}
+	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database, metadata: c.metadataMode, cleanup: cleanupLegacy}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -369,9 +388,13 @@ func (p *Plugin) Mount(ctx context.Context, config map[string]string) (*Mount, e
 	if err != nil {
 		return nil, fmt.Errorf("servetest: setting up the mount: %w", err)
 	}
-	if err := be.Initialize(ctx, &logical.InitializationRequest{Storage: storage}); err != nil {
-		be.Cleanup(ctx)
-		return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
+	// A host in metadata mode only sets a backend up to ask for its
+	// type and version; the SDK refuses Initialize then.
+	if !p.metadata {
+		if err := be.Initialize(ctx, &logical.InitializationRequest{Storage: storage}); err != nil {
+			be.Cleanup(ctx)
+			return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
+		}
 	}
 	m := &Mount{Backend: be, Storage: storage, ID: id}
 	p.mu.Lock()

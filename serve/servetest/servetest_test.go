@@ -67,3 +67,19 @@ func ExampleStart() {
 	b, _ := p.Mount(context.Background(), nil)
 	_, _ = a, b // two mounts, one process: p.PID()
 }
+
+func TestMetadataMode(t *testing.T) {
+	bin := servetest.Build(t, plugin)
+	p := servetest.Start(t, bin, servetest.WithMetadataMode(), servetest.WithEnv("TESTPLUGIN_MODE=version"))
+	m, err := p.Mount(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := m.Backend.(logical.PluginVersioner).PluginVersion().Version; v != "v1.2.3" {
+		t.Errorf("version in metadata mode = %q", v)
+	}
+	_, err = m.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "info"})
+	if err == nil || !strings.Contains(err.Error(), "metadata mode") {
+		t.Errorf("a request in metadata mode: %v", err)
+	}
+}
