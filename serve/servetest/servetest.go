@@ -69,6 +69,7 @@ type config struct {
 	database     bool
 	legacyTLS    bool
 	metadataMode bool
+	noHostMux    bool
 	env          []string
 	args         []string
 	vaultVersion string
@@ -117,6 +118,16 @@ func WithVaultVersion(v string) Option {
 func WithMetadataMode() Option {
 	return func(c *config) error {
 		c.metadataMode = true
+		return nil
+	}
+}
+
+// WithoutHostMultiplexing plays a host that does not multiplex: it offers
+// only protocol 4, as Vault does for a plugin it will not share, so the
+// plugin serves one backend and every Mount after the first fails.
+func WithoutHostMultiplexing() Option {
+	return func(c *config) error {
+		c.noHostMux = true
 		return nil
 	}
 }
@@ -281,6 +292,9 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 		sets = dbplugin.PluginSets
 	}
 	var clientTLS *tls.Config
+	if c.noHostMux && !c.database {
+		sets = map[int]goplugin.PluginSet{4: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
+	}
 	if legacy != nil {
 		// Vault takes this path for plugins that offer protocol 4 at most.
 		sets = map[int]goplugin.PluginSet{4: {"backend": &sdkplugin.GRPCBackendPlugin{}}}

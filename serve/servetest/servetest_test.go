@@ -83,3 +83,18 @@ func TestMetadataMode(t *testing.T) {
 		t.Errorf("a request in metadata mode: %v", err)
 	}
 }
+
+func TestWithoutHostMultiplexing(t *testing.T) {
+	bin := servetest.Build(t, plugin)
+	p := servetest.Start(t, bin, servetest.WithoutHostMultiplexing())
+	m, err := p.Mount(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Mount(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "does not multiplex") {
+		t.Errorf("second mount: %v", err)
+	}
+}
