@@ -1,13 +1,29 @@
-// Package secrets is an example secrets engine: a key/value store with
-// nested paths, served by vaultplugin. Its whole main is one line:
+// Package secrets is an example Vault secrets engine: a key/value store with
+// nested paths, written with the SDK's framework package and served by
+// vaultplugin. Its plugin binary's whole main is one line:
+//
+//	package main
+//
+//	import (
+//		"github.com/plugkit/vaultplugin/example/secrets"
+//		"github.com/plugkit/vaultplugin/serve"
+//	)
 //
 //	func main() { serve.Run(secrets.Factory) }
 //
-// Paths (relative to the mount):
+// Paths, relative to the mount:
 //
-//	data/<path>   create, update, read, delete a secret (any key/value pairs)
-//	data/<prefix> list the secrets and folders under a prefix ending in "/"
-//	info          read what the engine is
+//	data/<path>    create, update, read or delete a secret: any key/value pairs
+//	data/<folder>/ list the secrets and sub-folders (ending in "/") in a folder
+//	data/          list the top level
+//	info           read what this engine is
+//
+// With the binary registered as vault-plugin-secrets-example:
+//
+//	vault secrets enable -path=kv vault-plugin-secrets-example
+//	vault write kv/data/app/db username=app password=s3cr3t
+//	vault read kv/data/app/db
+//	vault list kv/data/app
 package secrets
 
 import (
@@ -20,14 +36,26 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Name is the engine's name, as reported by the info path.
+// Name is the engine's name, as the info path reports it.
 const Name = "example-secrets"
 
-// storagePrefix keeps secrets apart from anything else the engine may
-// store later (configuration, say).
+// storagePrefix keeps secrets apart from anything else the engine may come
+// to store (configuration, say), so that a secret's path can never collide
+// with it.
 const storagePrefix = "data/"
 
-// Factory builds the secrets engine for one mount.
+const backendHelp = `
+The example secrets engine stores arbitrary key/value secrets at paths of
+your choosing under data/. A path may contain slashes: each one before the
+last names a folder, and listing a folder shows the secrets and sub-folders
+(ending in "/") inside it.
+
+Writing a path replaces the whole secret with the key/value pairs of the
+request. Secrets are neither versioned nor leased.
+`
+
+// Factory returns the secrets engine for one mount, set up with conf. It is
+// the logical.Factory that serve.Run serves.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
 	if err := b.Setup(ctx, conf); err != nil {
@@ -36,6 +64,8 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	return b, nil
 }
 
+// backend holds no state of its own: everything lives in the mount's
+// storage, so any number of mounts can share one plugin process.
 type backend struct {
 	*framework.Backend
 }
@@ -43,84 +73,138 @@ type backend struct {
 func newBackend() *backend {
 	b := &backend{}
 	b.Backend = &framework.Backend{
-		Help:        "The example secrets engine stores arbitrary key/value secrets under data/.",
+		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			// Seal-wrapped where the seal supports it: these are secrets.
+			SealWrapStorage: []string{storagePrefix},
+		},
 		Paths: []*framework.Path{
 			{
+				// Listed before data/<path>, which would match "data/" too
+				// (with an empty path): the framework takes the first match.
 				Pattern: "data/?$",
 				Operations: map[logical.Operation]framework.OperationHandler{
-					logical.ListOperation: &framework.PathOperation{Callback: b.list, Summary: "List the top-level secrets and folders."},
+					logical.ListOperation: &framework.PathOperation{
+						Callback: b.list,
+						Summary:  "List the secrets and folders at the top level.",
+					},
 				},
-				HelpSynopsis:    "List secrets.",
-				HelpDescription: "Lists the secrets and folders (ending in /) at the top level of the mount.",
+				HelpSynopsis: "List the secrets and folders at the top level.",
+				HelpDescription: "Lists the names of the secrets and folders at the top of the mount. " +
+					`A folder's name ends in "/"; list data/<folder>/ to see inside it.`,
 			},
 			{
 				Pattern: "data/" + framework.MatchAllRegex("path"),
 				Fields: map[string]*framework.FieldSchema{
-					"path": {Type: framework.TypeString, Description: "Where the secret lives; may contain slashes."},
+					"path": {
+						Type:        framework.TypeString,
+						Description: `Where the secret lives, relative to data/; may contain slashes. A path ending in "/" is a folder, which can only be listed.`,
+						Required:    true,
+					},
 				},
-				ExistenceCheck: b.exists,
+				// The secret is the request's key/value pairs, whatever they
+				// are: without this the framework would warn that it ignored
+				// every one of them, and OpenAPI would say the path takes none.
+				TakesArbitraryInput: true,
+				ExistenceCheck:      b.exists,
 				Operations: map[logical.Operation]framework.OperationHandler{
 					logical.CreateOperation: &framework.PathOperation{Callback: b.write, Summary: "Store a secret."},
 					logical.UpdateOperation: &framework.PathOperation{Callback: b.write, Summary: "Replace a secret."},
 					logical.ReadOperation:   &framework.PathOperation{Callback: b.read, Summary: "Read a secret."},
 					logical.DeleteOperation: &framework.PathOperation{Callback: b.delete, Summary: "Delete a secret."},
-					logical.ListOperation:   &framework.PathOperation{Callback: b.list, Summary: "List the secrets under a folder."},
+					logical.ListOperation:   &framework.PathOperation{Callback: b.list, Summary: "List the secrets and folders in a folder."},
 				},
 				HelpSynopsis: "Store, read, delete and list secrets.",
 				HelpDescription: "Writing data/<path> stores every key/value pair of the request as one secret, " +
-					"replacing what was there. Listing data/<folder>/ shows the secrets and sub-folders under it.",
+					"replacing what was there; a write with no pairs is refused. Reading returns the pairs as written. " +
+					"Deleting a secret that does not exist succeeds. " +
+					`Listing data/<folder>/ returns the secrets and sub-folders (ending in "/") in that folder.`,
 			},
 			{
 				Pattern: "info$",
 				Operations: map[logical.Operation]framework.OperationHandler{
 					logical.ReadOperation: &framework.PathOperation{Callback: b.info, Summary: "Describe the engine."},
 				},
-				HelpSynopsis:    "What this engine is.",
-				HelpDescription: "Returns the engine's name and how many secrets the mount holds.",
+				HelpSynopsis: "What this engine is.",
+				HelpDescription: "Returns the engine's name under the key plugin. " +
+					"It says nothing about the secrets the mount holds, so that a policy can grant it freely.",
 			},
 		},
 	}
 	return b
 }
 
+// checkPath refuses, as a 400 naming the problem, a path that is not a
+// secret's: a folder, or one that checkNames refuses.
+func checkPath(path string) error {
+	if strings.HasSuffix(path, "/") {
+		return fmt.Errorf("%q ends in /: it names a folder, which can only be listed", path)
+	}
+	return checkNames(path)
+}
+
+// checkNames refuses the keys that storage would refuse, with an error that
+// reaches the caller as a 500, and those that would list oddly: an empty
+// name shows in a listing as a bare "/".
+func checkNames(path string) error {
+	if strings.Contains(path, "..") {
+		return fmt.Errorf("%q contains ..", path)
+	}
+	for _, name := range strings.Split(path, "/") {
+		if name == "" {
+			return fmt.Errorf("%q has an empty name", path)
+		}
+	}
+	return nil
+}
+
 func (b *backend) exists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	if checkPath(d.Get("path").(string)) != nil {
+		// Not an error here: the write refuses the path with a 400.
+		return false, nil
+	}
 	e, err := req.Storage.Get(ctx, storagePrefix+d.Get("path").(string))
 	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", req.Path, err)
+		return false, fmt.Errorf("checking whether %s exists: %w", req.Path, err)
 	}
 	return e != nil, nil
 }
 
 func (b *backend) write(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	path := d.Get("path").(string)
-	if strings.HasSuffix(path, "/") {
-		return logical.ErrorResponse("a secret's path cannot end in /: that is a folder"), nil
+	if err := checkPath(path); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
 	}
-	// The secret is the request body as given; the path comes from the URL.
-	data := make(map[string]interface{}, len(req.Data))
-	for k, v := range req.Data {
-		data[k] = v
-	}
-	if len(data) == 0 {
+	if len(req.Data) == 0 {
 		return logical.ErrorResponse("no data provided"), nil
 	}
-	buf, err := json.Marshal(data)
+	// req.Data, not d: the field data has the URL's path in place of any
+	// key named "path" the secret itself may hold.
+	buf, err := json.Marshal(req.Data)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the secret: %w", err)
+		// The message names the path only: the values are the secret.
+		return nil, fmt.Errorf("encoding the secret at %s: %w", req.Path, err)
 	}
-	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: storagePrefix + path, Value: buf, SealWrap: true}); err != nil {
+	// A write replaces the whole entry, so two concurrent writes need no
+	// lock: the last one wins, whole.
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: storagePrefix + path, Value: buf}); err != nil {
 		return nil, fmt.Errorf("storing %s: %w", req.Path, err)
 	}
 	return nil, nil
 }
 
 func (b *backend) read(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	e, err := req.Storage.Get(ctx, storagePrefix+d.Get("path").(string))
+	path := d.Get("path").(string)
+	if err := checkPath(path); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	e, err := req.Storage.Get(ctx, storagePrefix+path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", req.Path, err)
 	}
 	if e == nil {
+		// Vault turns a nil response to a read into a 404.
 		return nil, nil
 	}
 	var data map[string]interface{}
@@ -131,31 +215,38 @@ func (b *backend) read(ctx context.Context, req *logical.Request, d *framework.F
 }
 
 func (b *backend) delete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := req.Storage.Delete(ctx, storagePrefix+d.Get("path").(string)); err != nil {
+	path := d.Get("path").(string)
+	if err := checkPath(path); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if err := req.Storage.Delete(ctx, storagePrefix+path); err != nil {
 		return nil, fmt.Errorf("deleting %s: %w", req.Path, err)
 	}
 	return nil, nil
 }
 
 func (b *backend) list(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	prefix := ""
-	if raw, ok := d.GetOk("path"); ok {
-		prefix = raw.(string)
+	// GetOk, not Get: the top level's path has no "path" field, and Get
+	// panics on a field outside the schema.
+	raw, _ := d.GetOk("path")
+	path, _ := raw.(string)
+	// A folder lists the same with or without its trailing "/": Vault's
+	// HTTP layer adds one to a LIST, a caller inside the process may not.
+	folder := strings.TrimSuffix(path, "/")
+	if folder != "" {
+		if err := checkNames(folder); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		// Storage lists what is under a prefix ending in "/".
+		folder += "/"
 	}
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	keys, err := req.Storage.List(ctx, storagePrefix+prefix)
+	keys, err := req.Storage.List(ctx, storagePrefix+folder)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", req.Path, err)
 	}
 	return logical.ListResponse(keys), nil
 }
 
-func (b *backend) info(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	keys, err := logical.CollectKeysWithPrefix(ctx, req.Storage, storagePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("counting secrets: %w", err)
-	}
-	return &logical.Response{Data: map[string]interface{}{"name": Name, "secrets": len(keys)}}, nil
+func (b *backend) info(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+	return &logical.Response{Data: map[string]interface{}{"plugin": Name}}, nil
 }
