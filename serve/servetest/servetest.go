@@ -466,7 +466,8 @@ func (p *Plugin) PID() int { return p.pid }
 // handshake, as the host measures it.
 func (p *Plugin) HandshakeTime() time.Duration { return p.handshake }
 
-// Logs returns the lines the plugin wrote to stderr so far.
+// Logs returns the lines the plugin wrote to stderr so far: stderr is read
+// as the plugin writes it, so once Close has returned Logs holds them all.
 func (p *Plugin) Logs() []LogRecord { return p.logs.records() }
 
 // Exited reports whether the plugin process has exited.
