@@ -396,3 +396,27 @@ func TestSIGINTKeepsServing(t *testing.T) {
 		t.Errorf("read back %v", got)
 	}
 }
+
+// TestSIGINTAtHandshake: go-plugin starts ignoring SIGINT only after it
+// printed the handshake, so a SIGINT sent as soon as the host reads that
+// line used to kill the plugin about one time in three.
+func TestSIGINTAtHandshake(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	for i := range 15 {
+		cmd := handshake(t, bin)
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			t.Fatalf("start %d: SIGINT right after the handshake stopped the plugin: %v", i, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-done; err != nil {
+			t.Fatalf("start %d: SIGTERM: %v, want exit 0", i, err)
+		}
+	}
+}
