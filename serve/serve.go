@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,6 +179,12 @@ func (c *config) serve(ctx context.Context, k kind, opts []Option) error {
 	if c.flags.insecure {
 		c.logger.Warn("-tls-skip-verify is set: Vault's API certificate is not verified on the legacy TLS path")
 	}
+	// The unwrap call's client starts from api.DefaultConfig, which reads
+	// VAULT_SKIP_VERIFY from the plugin's environment; no flag can turn
+	// verification back on, so say so where the operator looks.
+	if v, _ := c.lookup(envSkipVerify); plan.TLSProvider && isTrue(v) {
+		c.logger.Warn(envSkipVerify + " is set in the plugin's environment: Vault's API certificate is not verified on the legacy TLS path")
+	}
 
 	if plan.Mlock {
 		if err := mlock.LockMemory(); err != nil {
@@ -307,6 +314,16 @@ func (c *config) fail(host compat.Host, err error, hint string) error {
 		fmt.Fprintln(c.stdout, oneLine(line))
 	}
 	return err
+}
+
+// envSkipVerify is the Vault API client's variable that turns off
+// certificate verification (api.EnvVaultSkipVerify).
+const envSkipVerify = "VAULT_SKIP_VERIFY"
+
+// isTrue reports whether v is true as the API client parses it.
+func isTrue(v string) bool {
+	b, err := strconv.ParseBool(v)
+	return err == nil && b
 }
 
 // oneLine folds line breaks: the host reads one line as the cause.

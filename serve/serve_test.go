@@ -504,3 +504,17 @@ func TestLegacyTLS(t *testing.T) {
 		t.Error("a protocol-4 host serves one mount per process")
 	}
 }
+
+// VAULT_SKIP_VERIFY in the plugin's environment turns off verification on
+// the unwrap call as -tls-skip-verify does, so it warns as loudly.
+func TestSkipVerifyEnvWarns(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	p := servetest.Start(t, bin, servetest.WithLegacyTLS(), servetest.WithEnv("VAULT_SKIP_VERIFY=true"))
+	_ = p.Close()
+	for _, r := range p.Logs() {
+		if r.Level == "warn" && strings.HasPrefix(r.Message, "VAULT_SKIP_VERIFY is set") {
+			return
+		}
+	}
+	t.Errorf("no warning about VAULT_SKIP_VERIFY; logs: %v", p.Logs())
+}
