@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/metrics"
+	"github.com/plugkit/vaultplugin/internal/opshttp"
 	"github.com/plugkit/vaultplugin/logging"
 )
 
@@ -119,6 +121,11 @@ type config struct {
 	lookup          compat.LookupFunc
 	stdout, stderr  io.Writer
 	flags           tlsFlags
+
+	// Set by the operator's environment (ops.go).
+	debugWait time.Duration
+	metrics   *metrics.Recorder  // nil: no metrics, nothing recorded
+	resolve   opshttp.LookupFunc // nil: the system resolver
 }
 
 func newConfig(k compat.Kind) *config {
@@ -171,6 +178,10 @@ func (c *config) serve(ctx context.Context, k kind, opts []Option) error {
 	if c.version == "" {
 		c.version, c.versionSource = buildVersion()
 	}
+	ops, err := readOps(ctx, c.lookup, c.resolve)
+	if err != nil {
+		return c.fail(host, err, opsHint)
+	}
 	plan := host.Plan(c.kind, c.multiplex)
 	for _, r := range plan.Reasons {
 		c.logger.Debug("serving plan", "reason", r)
@@ -185,6 +196,13 @@ func (c *config) serve(ctx context.Context, k kind, opts []Option) error {
 				"give the plugin binary CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or set disable_mlock = true in Vault's configuration")
 		}
 	}
+
+	stopOps, err := c.startOps(ops)
+	if err != nil {
+		return c.fail(host, err, "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log")
+	}
+	defer stopOps()
+	c.debugWait = ops.debugWait
 
 	return c.run(ctx, k, host, plan)
 }
@@ -259,7 +277,9 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 		}
 	}()
 
-	goplugin.Serve(serveConfig)
+	if c.waitForDebugger(c.debugWait, stopped) {
+		goplugin.Serve(serveConfig)
+	}
 	cancel()
 	<-stopped
 
