@@ -149,7 +149,7 @@ func checkPath(path string) error {
 // name shows in a listing as a bare "/".
 func checkNames(path string) error {
 	if strings.Contains(path, "..") {
-		return fmt.Errorf("%q contains ..", path)
+		return fmt.Errorf("%q contains \"..\"", path)
 	}
 	for _, name := range strings.Split(path, "/") {
 		if name == "" {
