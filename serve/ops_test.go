@@ -444,3 +444,13 @@ func attachDebugger(t *testing.T, pid int) (tracer int, detach func()) {
 		}
 	}
 }
+
+func TestHelpListsOpsEnv(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	r := run(t, bin, nil, "-help")
+	for _, want := range []string{"VAULTPLUGIN_DEBUG_WAIT", "at most 50s, or true for 30s", "VAULTPLUGIN_HTTP_ADDR"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("-help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
