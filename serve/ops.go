@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -124,14 +126,24 @@ func (c *config) startOps(s opsSettings) (stop func(), err error) {
 }
 
 // waitForDebugger waits, when the operator asked for it, until a debugger
-// is attached, the wait is over, or stopped is closed. It reports whether
-// to go on serving (false only when stopped was closed). It is called
-// before the handshake, so the operator can set breakpoints in the factory
-// and in Setup.
-func (c *config) waitForDebugger(d time.Duration, stopped <-chan struct{}) bool {
+// is attached or the wait is over. It is called before the handshake and
+// before the author's code runs, so the operator can set breakpoints in the
+// factory and in Setup. It returns why the plugin must stop instead of
+// serving ("" to serve): SIGTERM, the host gone, or ctx done while waiting.
+func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop string) {
 	if d <= 0 {
-		return true
+		return ""
 	}
+	// The host may give up or be killed meanwhile: stop as run would.
+	// Listening before the record is out means that a SIGTERM sent after
+	// reading it is always handled.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigCh := make(chan os.Signal, 1)
+	signal.Notify(sigCh, syscall.SIGTERM)
+	defer signal.Stop(sigCh)
+	hostGone := watchParent(ctx, os.Getppid())
+
 	pid := os.Getpid()
 	fields := []any{"pid", pid, "command", fmt.Sprintf("dlv attach %d", pid), "wait", d.String()}
 	if h := ptraceHint(); h != "" {
@@ -149,15 +161,19 @@ func (c *config) waitForDebugger(d time.Duration, stopped <-chan struct{}) bool 
 	defer tick.Stop()
 	for {
 		select {
-		case <-stopped:
-			return false
+		case <-ctx.Done():
+			return "context done"
+		case s := <-sigCh:
+			return "received " + s.String()
+		case <-hostGone:
+			return "host process exited"
 		case <-deadline.C:
 			c.logger.Info("no debugger attached within the wait; serving", "waited", time.Since(start).Round(time.Millisecond).String())
-			return true
+			return ""
 		case <-tick.C:
 			if tracer, err := tracerPID(); err == nil && tracer != 0 {
 				c.logger.Info("debugger attached; serving", "tracer_pid", tracer, "waited", time.Since(start).Round(time.Millisecond).String())
-				return true
+				return ""
 			}
 		}
 	}

@@ -362,6 +362,24 @@ func TestDebugWait(t *testing.T) {
 			t.Fatal("no handshake after the debugger attached")
 		}
 	})
+	t.Run("SIGTERM", func(t *testing.T) {
+		t.Parallel()
+		cmd, records, handshake := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT=30s")
+		nextRecord(t, records, "waiting for a debugger")
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		rec := nextRecord(t, records, "stopped before serving")
+		if rec["reason"] != "received terminated" {
+			t.Errorf("stop record = %v", rec)
+		}
+		if _, ok := <-handshake; ok {
+			t.Error("a plugin stopped while waiting sent its handshake")
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("stopped while waiting: %v, want exit 0", err)
+		}
+	})
 	t.Run("not asked", func(t *testing.T) {
 		t.Parallel()
 		for _, v := range []string{"", "false", "0"} {

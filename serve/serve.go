@@ -123,9 +123,8 @@ type config struct {
 	flags           tlsFlags
 
 	// Set by the operator's environment (ops.go).
-	debugWait time.Duration
-	metrics   *metrics.Recorder  // nil: no metrics, nothing recorded
-	resolve   opshttp.LookupFunc // nil: the system resolver
+	metrics *metrics.Recorder  // nil: no metrics, nothing recorded
+	resolve opshttp.LookupFunc // nil: the system resolver
 }
 
 func newConfig(k compat.Kind) *config {
@@ -202,7 +201,12 @@ func (c *config) serve(ctx context.Context, k kind, opts []Option) error {
 		return c.fail(host, err, "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log")
 	}
 	defer stopOps()
-	c.debugWait = ops.debugWait
+	// Before anything of the author's runs (a database factory runs in
+	// prepare), so every breakpoint can be hit.
+	if why := c.waitForDebugger(ctx, ops.debugWait); why != "" {
+		c.logger.Info("stopped before serving", "reason", why)
+		return nil
+	}
 
 	return c.run(ctx, k, host, plan)
 }
@@ -277,9 +281,7 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 		}
 	}()
 
-	if c.waitForDebugger(c.debugWait, stopped) {
-		goplugin.Serve(serveConfig)
-	}
+	goplugin.Serve(serveConfig)
 	cancel()
 	<-stopped
 
