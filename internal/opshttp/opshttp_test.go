@@ -3,11 +3,14 @@ package opshttp
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoopbackAddr(t *testing.T) {
@@ -96,5 +99,37 @@ func TestProfiles(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("GET %s: %d, want %d: %.100s", path, w.Code, want, w.Body.String())
 		}
+	}
+}
+
+// Close ends a running CPU profile instead of waiting for it, and the
+// port is released.
+func TestServerClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(ln, nil, nil)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		resp, err := http.Get("http://" + s.Addr() + "/debug/pprof/profile?seconds=60")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	time.Sleep(100 * time.Millisecond) // let the profile start
+	closed := make(chan struct{})
+	go func() { s.Close(100 * time.Millisecond); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited for the 60-second profile")
+	}
+	if c, err := net.Dial("tcp", s.Addr()); err == nil {
+		c.Close()
+		t.Error("the endpoint still accepts connections after Close")
 	}
 }
