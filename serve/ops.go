@@ -65,7 +65,7 @@ type opsSettings struct {
 // readOps reads the operator switches through lookup. A malformed value
 // is an error naming the variable: the operator asked for something and
 // must learn that they did not get it.
-func readOps(ctx context.Context, lookup compat.LookupFunc, resolve opshttp.LookupFunc) (opsSettings, error) {
+func readOps(ctx context.Context, lookup compat.LookupFunc) (opsSettings, error) {
 	var s opsSettings
 	if v, _ := lookup(envDebugWait); v != "" {
 		d, err := parseDebugWait(v)
@@ -75,7 +75,7 @@ func readOps(ctx context.Context, lookup compat.LookupFunc, resolve opshttp.Look
 		s.requestedWait, s.debugWait = d, min(d, maxDebugWait)
 	}
 	if v, _ := lookup(envHTTPAddr); v != "" {
-		addr, err := opshttp.LoopbackAddr(ctx, v, resolve)
+		addr, err := opshttp.LoopbackAddr(ctx, v, nil)
 		if err != nil {
 			return s, fmt.Errorf("%s: %w", envHTTPAddr, err)
 		}

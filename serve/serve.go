@@ -25,7 +25,6 @@ import (
 
 	"github.com/plugkit/vaultplugin/compat"
 	"github.com/plugkit/vaultplugin/internal/metrics"
-	"github.com/plugkit/vaultplugin/internal/opshttp"
 	"github.com/plugkit/vaultplugin/logging"
 )
 
@@ -122,9 +121,9 @@ type config struct {
 	stdout, stderr  io.Writer
 	flags           tlsFlags
 
-	// Set by the operator's environment (ops.go).
-	metrics *metrics.Recorder  // nil: no metrics, nothing recorded
-	resolve opshttp.LookupFunc // nil: the system resolver
+	// metrics is set when the operator turned the endpoint on (ops.go);
+	// nil means nothing is recorded and no instance is wrapped.
+	metrics *metrics.Recorder
 }
 
 func newConfig(k compat.Kind) *config {
@@ -177,7 +176,7 @@ func (c *config) serve(ctx context.Context, k kind, opts []Option) error {
 	if c.version == "" {
 		c.version, c.versionSource = buildVersion()
 	}
-	ops, err := readOps(ctx, c.lookup, c.resolve)
+	ops, err := readOps(ctx, c.lookup)
 	if err != nil {
 		return c.fail(host, err, opsHint)
 	}
