@@ -138,11 +138,35 @@ func (b *versionedBackend) PluginVersion() logical.PluginVersion {
 	return logical.PluginVersion{Version: b.version}
 }
 
-// HandleRequest counts the request in flight so a graceful stop can wait for it.
-func (b *versionedBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+// HandleRequest counts the request in flight so a graceful stop can wait
+// for it, and turns a panic in the backend into that request's error.
+func (b *versionedBackend) HandleRequest(ctx context.Context, req *logical.Request) (resp *logical.Response, err error) {
 	b.t.inflight.Add(1)
 	defer b.t.inflight.Add(-1)
+	defer b.t.recoverRequest(req, &resp, &err)
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// recoverRequest is deferred by HandleRequest. The SDK's gRPC server does
+// not recover panics, so one bad request would kill the process and every
+// mount it serves; instead the panic is logged at ERROR with its stack and
+// the request fails. The panic value goes only to the log: the returned
+// error reaches Vault's API client, and a value built from the request
+// could carry its secrets.
+func (t *tracker) recoverRequest(req *logical.Request, resp **logical.Response, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	var op logical.Operation
+	var path string
+	if req != nil {
+		op, path = req.Operation, req.Path
+	}
+	t.c.logger.Error("backend panicked handling a request", "operation", op, "path", path,
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	*resp = nil
+	*err = fmt.Errorf("internal error: the plugin's backend panicked handling %s %q (the stack is in the plugin's log)", op, path)
 }
 
 // Cleanup is called by the host when it unmounts: the instance is no

@@ -185,23 +185,26 @@ func (d *servedDatabase) begin() func() {
 
 // Initialize passes the connection configuration on; string values whose
 // key names a secret are removed from errors.
-func (d *servedDatabase) Initialize(ctx context.Context, req dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
+func (d *servedDatabase) Initialize(ctx context.Context, req dbplugin.InitializeRequest) (resp dbplugin.InitializeResponse, err error) {
 	defer d.begin()()
-	resp, err := d.next.Initialize(ctx, req)
+	defer d.t.recoverCall("Initialize", &err)
+	resp, err = d.next.Initialize(ctx, req)
 	return resp, scrub(err, configSecrets(req.Config)...)
 }
 
 // NewUser creates a user; its password never appears in an error.
-func (d *servedDatabase) NewUser(ctx context.Context, req dbplugin.NewUserRequest) (dbplugin.NewUserResponse, error) {
+func (d *servedDatabase) NewUser(ctx context.Context, req dbplugin.NewUserRequest) (resp dbplugin.NewUserResponse, err error) {
 	defer d.begin()()
-	resp, err := d.next.NewUser(ctx, req)
+	defer d.t.recoverCall("NewUser", &err)
+	resp, err = d.next.NewUser(ctx, req)
 	return resp, scrub(err, req.Password)
 }
 
 // UpdateUser changes a user; the new password never appears in an error.
-func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUserRequest) (dbplugin.UpdateUserResponse, error) {
+func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUserRequest) (resp dbplugin.UpdateUserResponse, err error) {
 	defer d.begin()()
-	resp, err := d.next.UpdateUser(ctx, req)
+	defer d.t.recoverCall("UpdateUser", &err)
+	resp, err = d.next.UpdateUser(ctx, req)
 	var secrets []string
 	if req.Password != nil {
 		secrets = append(secrets, req.Password.NewPassword)
@@ -210,17 +213,22 @@ func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUser
 }
 
 // DeleteUser removes a user.
-func (d *servedDatabase) DeleteUser(ctx context.Context, req dbplugin.DeleteUserRequest) (dbplugin.DeleteUserResponse, error) {
+func (d *servedDatabase) DeleteUser(ctx context.Context, req dbplugin.DeleteUserRequest) (resp dbplugin.DeleteUserResponse, err error) {
 	defer d.begin()()
+	defer d.t.recoverCall("DeleteUser", &err)
 	return d.next.DeleteUser(ctx, req)
 }
 
 // Type returns the database's type name.
-func (d *servedDatabase) Type() (string, error) { return d.next.Type() }
+func (d *servedDatabase) Type() (typ string, err error) {
+	defer d.t.recoverCall("Type", &err)
+	return d.next.Type()
+}
 
 // Close closes the instance once; the host closes it when the connection
 // is removed, and a graceful stop closes whatever is left.
-func (d *servedDatabase) Close() error {
+func (d *servedDatabase) Close() (err error) {
+	defer d.t.recoverCall("Close", &err)
 	d.t.mu.Lock()
 	delete(d.t.live, d)
 	d.t.mu.Unlock()
@@ -228,6 +236,22 @@ func (d *servedDatabase) Close() error {
 		return nil
 	}
 	return d.next.Close()
+}
+
+// recoverCall is deferred by every servedDatabase method. dbplugin's gRPC
+// server does not recover panics, so one bad call would kill the process
+// and every connection it serves; instead the panic is logged at ERROR
+// with its stack and the call fails. As for backends, the panic value
+// stays in the log: the error reaches Vault's API client, and a value
+// built from the request could carry its passwords.
+func (t *dbTracker) recoverCall(method string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	t.c.logger.Error("database panicked handling a request", "method", method,
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	*err = fmt.Errorf("internal error: the plugin's database panicked in %s (the stack is in the plugin's log)", method)
 }
 
 // scrub replaces every secret in err's message; the error chain is

@@ -114,7 +114,8 @@ func (c *config) usage(host interface{ Started(compat.Kind) bool }, err error) e
 	if host.Started(c.kind) {
 		return c.fail(compat.FromEnv(c.lookup), err, "check the -args given to vault plugin register; run the binary with -help for its flags")
 	}
-	fmt.Fprintf(c.stderr, "%s: %s (run %s -help for its flags)\n", c.name, err, c.name)
+	// One line, even for a flag name with a line break in it.
+	fmt.Fprintln(c.stderr, oneLine(fmt.Sprintf("%s: %s (run %s -help for its flags)", c.name, err, c.name)))
 	return err
 }
 

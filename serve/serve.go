@@ -252,6 +252,13 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 	sigCh := make(chan os.Signal, 1)
 	signal.Notify(sigCh, syscall.SIGTERM)
 	defer signal.Stop(sigCh)
+	// go-plugin starts swallowing SIGINT only after it printed the
+	// handshake; catching it from here on closes that window, in which a
+	// Ctrl-C in the host's terminal would kill the plugin. Nothing reads
+	// the channel: the signal is dropped.
+	intCh := make(chan os.Signal, 1)
+	signal.Notify(intCh, os.Interrupt)
+	defer signal.Stop(intCh)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)

@@ -43,6 +43,7 @@ func WithLegacyTLS() Option {
 type legacyHost struct {
 	api       *httptest.Server
 	token     string
+	serverKey string // the plugin's private key as wrapped: base64 DER
 	clientTLS *tls.Config
 	caFile    string
 }
@@ -92,9 +93,10 @@ func newLegacyHost(dir string) (*legacyHost, error) {
 		MinVersion:   tls.VersionTLS12,
 	}}
 
+	h.serverKey = base64.StdEncoding.EncodeToString(rawKey)
 	wrapped := map[string]any{"data": map[string]any{
 		"ServerCert": base64.StdEncoding.EncodeToString(der),
-		"ServerKey":  base64.StdEncoding.EncodeToString(rawKey),
+		"ServerKey":  h.serverKey,
 	}}
 	var once sync.Once
 	h.api = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -168,6 +168,7 @@ type Plugin struct {
 	pid       int
 	handshake time.Duration
 	logs      *lineLog
+	secrets   []string
 
 	mu     sync.Mutex
 	mounts []*Mount
@@ -322,6 +323,9 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 		return nil, fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
 	}
 	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database, metadata: c.metadataMode, cleanup: cleanupLegacy}
+	if legacy != nil {
+		p.secrets = []string{legacy.token, legacy.serverKey}
+	}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -459,6 +463,13 @@ func (r runner) NewPluginClient(context.Context, pluginutil.PluginClientConfig) 
 	return r.client, nil
 }
 
+// HostSecrets returns what the host handed the plugin that must never
+// appear in the plugin's output or logs: under WithLegacyTLS, the wrapping
+// token in VAULT_UNWRAP_TOKEN and the plugin's TLS private key as the
+// unwrap endpoint returned it (base64 of its DER form, which is also the
+// body of its PEM form); nil otherwise.
+func (p *Plugin) HostSecrets() []string { return append([]string(nil), p.secrets...) }
+
 // PID is the plugin process's id.
 func (p *Plugin) PID() int { return p.pid }
 
@@ -466,7 +477,8 @@ func (p *Plugin) PID() int { return p.pid }
 // handshake, as the host measures it.
 func (p *Plugin) HandshakeTime() time.Duration { return p.handshake }
 
-// Logs returns the lines the plugin wrote to stderr so far.
+// Logs returns the lines the plugin wrote to stderr so far: stderr is read
+// as the plugin writes it, so once Close has returned Logs holds them all.
 func (p *Plugin) Logs() []LogRecord { return p.logs.records() }
 
 // Exited reports whether the plugin process has exited.

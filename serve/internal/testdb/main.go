@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 
@@ -14,8 +15,16 @@ import (
 )
 
 func main() {
+	var calls atomic.Int64
 	serve.RunDatabase(func() (interface{}, error) {
+		n := calls.Add(1)
 		switch os.Getenv("TESTDB_MODE") {
+		case "panic-later":
+			// The instance built before serving is fine; every
+			// connection's instance after it panics.
+			if n > 1 {
+				panic("the factory panicked on purpose, after serving started")
+			}
 		case "factoryerr":
 			return nil, errors.New("the factory was told to fail")
 		case "wrongtype":
@@ -46,7 +55,11 @@ func (echoDB) UpdateUser(context.Context, dbplugin.UpdateUserRequest) (dbplugin.
 	return dbplugin.UpdateUserResponse{}, nil
 }
 
-func (echoDB) DeleteUser(context.Context, dbplugin.DeleteUserRequest) (dbplugin.DeleteUserResponse, error) {
+// DeleteUser panics for the user "panic", as a buggy driver would.
+func (echoDB) DeleteUser(_ context.Context, req dbplugin.DeleteUserRequest) (dbplugin.DeleteUserResponse, error) {
+	if req.Username == "panic" {
+		panic("DeleteUser was told to panic")
+	}
 	return dbplugin.DeleteUserResponse{}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,11 @@ func main() {
 		if os.Getenv("TESTPLUGIN_MODE") == "factoryerr" {
 			return nil, errors.New("the factory was told to fail")
 		}
+		// A mount configured with fault=factory-panic panics in the
+		// factory; the plugin's other mounts are built normally.
+		if conf.Config["fault"] == "factory-panic" {
+			panic("the factory was told to panic")
+		}
 		return newBackend(ctx, conf, greeting)
 	}
 	serve.Run(factory, opts...)
@@ -68,6 +74,25 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 							return nil, err
 						}
 						return &logical.Response{Data: map[string]interface{}{"value": string(e.Value)}}, nil
+					}},
+				},
+			},
+			{
+				// panic panics inside the request, as a buggy handler would.
+				Pattern: "panic",
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+						panic("the handler was told to panic")
+					}},
+				},
+			},
+			{
+				// goroutines reports the process's goroutine count, for
+				// the load test's leak check.
+				Pattern: "goroutines",
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+						return &logical.Response{Data: map[string]interface{}{"count": runtime.NumGoroutine()}}, nil
 					}},
 				},
 			},

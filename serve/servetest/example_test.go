@@ -1,0 +1,152 @@
+package servetest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+// exampleDir holds the binary the Examples build; TestMain removes it.
+var exampleDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	if exampleDir, err = os.MkdirTemp("", "servetest-example-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(exampleDir)
+	os.Exit(code)
+}
+
+// pluginBinary is the path of a plugin binary served by serve.Run: the
+// one the serve tests drive, whose paths are kv/<key> (read and write) and
+// info. A plugin's own tests get theirs from servetest.Build; an Example
+// has no *testing.T, so these build it with go build.
+var pluginBinary = sync.OnceValue(func() string {
+	bin := filepath.Join(exampleDir, "testplugin")
+	if out, err := exec.Command("go", "build", "-o", bin, plugin).CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("go build %s: %v\n%s", plugin, err, out))
+	}
+	return bin
+})
+
+// Start a plugin binary as Vault does, mount it, and make requests through
+// the gRPC boundary, as Vault's router would.
+func ExampleNew() {
+	ctx := context.Background()
+	p, err := servetest.New(ctx, pluginBinary())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	m, err := p.Mount(ctx, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = m.HandleRequest(ctx, &logical.Request{
+		Operation: logical.UpdateOperation,
+		Path:      "kv/greeting",
+		Data:      map[string]any{"value": "hello"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "kv/greeting"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("read:", resp.Data["value"])
+
+	// The mount's storage is what Vault would hold for it.
+	keys, _ := m.Storage.List(ctx, "")
+	fmt.Println("stored keys:", keys)
+	// Output:
+	// read: hello
+	// stored keys: [greeting]
+}
+
+// Two mounts share one multiplexed process, as in Vault, each with its own
+// storage.
+func ExamplePlugin_Mount() {
+	ctx := context.Background()
+	p, err := servetest.New(ctx, pluginBinary())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	a, _ := p.Mount(ctx, nil)
+	b, _ := p.Mount(ctx, nil)
+	pidOf := func(m *servetest.Mount) any {
+		resp, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "info"})
+		if err != nil {
+			return err
+		}
+		return resp.Data["pid"]
+	}
+	fmt.Println("one process:", pidOf(a) == pidOf(b) && pidOf(a) == fmt.Sprint(p.PID()))
+	fmt.Println("different ids:", a.ID != b.ID)
+	// Output:
+	// one process: true
+	// different ids: true
+}
+
+// WithLegacyTLS plays the host of the wrap-token TLS path: servetest
+// answers the plugin's sys/wrapping/unwrap call with the server certificate,
+// so the plugin's TLS provider runs for real.
+func ExampleWithLegacyTLS() {
+	ctx := context.Background()
+	p, err := servetest.New(ctx, pluginBinary(), servetest.WithLegacyTLS())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	m, err := p.Mount(ctx, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "info"})
+	fmt.Println("served over the unwrapped certificate:", err == nil)
+	// Output:
+	// served over the unwrapped certificate: true
+}
+
+// Logs returns the plugin's stderr, parsed: the JSON records Vault would
+// re-log under the plugin's name.
+func ExamplePlugin_Logs() {
+	ctx := context.Background()
+	p, err := servetest.New(ctx, pluginBinary(), servetest.WithArgs("-tls-skip-verify"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// After Close every line the plugin wrote has been read.
+	_ = p.Close()
+
+	for _, r := range p.Logs() {
+		if r.Level == "warn" {
+			fmt.Println(r.Level+":", r.Message)
+		}
+	}
+	// Output:
+	// warn: -tls-skip-verify is set: Vault's API certificate is not verified on the legacy TLS path
+}
