@@ -142,6 +142,12 @@ func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop str
 	sigCh := make(chan os.Signal, 1)
 	signal.Notify(sigCh, syscall.SIGTERM)
 	defer signal.Stop(sigCh)
+	// As run does: a Ctrl-C in the host's terminal reaches the whole
+	// process group and must not kill a plugin that is waiting. Nothing
+	// reads the channel: the signal is dropped.
+	intCh := make(chan os.Signal, 1)
+	signal.Notify(intCh, os.Interrupt)
+	defer signal.Stop(intCh)
 	hostGone := watchParent(ctx, os.Getppid())
 
 	pid := os.Getpid()

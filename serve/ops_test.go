@@ -360,10 +360,15 @@ func TestDebugWait(t *testing.T) {
 			t.Fatal("no handshake after the debugger attached")
 		}
 	})
-	t.Run("SIGTERM", func(t *testing.T) {
+	t.Run("SIGINT ignored, SIGTERM stops", func(t *testing.T) {
 		t.Parallel()
 		cmd, records, handshake := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT=30s")
 		nextRecord(t, records, "waiting for a debugger")
+		// SIGINT is ignored while waiting, as while serving.
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
