@@ -44,11 +44,14 @@ type Recorder struct {
 	dbConns   prometheus.Gauge
 
 	// series caches each (operation, mount) pair's three children, so a
-	// request costs one map read under a read lock instead of three label
-	// hashes; creating all three together also makes the error counter
-	// appear at 0, which keeps error-ratio queries defined.
-	mu     sync.RWMutex
-	series map[seriesKey]*series
+	// request costs one map read instead of three label hashes; creating
+	// all three together also makes the error counter appear at 0, which
+	// keeps error-ratio queries defined. The map is copied on write (a new
+	// pair is rare: operations are few and so are mounts), so a read is a
+	// plain atomic load that writes no shared memory, unlike a read lock,
+	// whose counter every core would bounce.
+	mu     sync.Mutex // serializes writers
+	series atomic.Pointer[map[seriesKey]*series]
 }
 
 type seriesKey struct{ operation, mount string }
@@ -63,8 +66,7 @@ type series struct {
 // version it reports.
 func New(name, version string) *Recorder {
 	r := &Recorder{
-		reg:    prometheus.NewRegistry(),
-		series: make(map[seriesKey]*series),
+		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vaultplugin_requests_total",
 			Help: "Requests handled by the plugin's backends, by operation and mount point.",
@@ -100,6 +102,7 @@ func New(name, version string) *Recorder {
 			Help: "Database instances initialized and not yet closed (one per Vault database connection).",
 		}),
 	}
+	r.series.Store(&map[seriesKey]*series{})
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "vaultplugin_plugin_info",
 		Help:        "Always 1; the labels name the plugin binary and the version it reports to Vault.",
@@ -126,22 +129,26 @@ func (r *Recorder) Handler() http.Handler {
 
 func (r *Recorder) seriesFor(operation, mount string) *series {
 	k := seriesKey{operation, mount}
-	r.mu.RLock()
-	s := r.series[k]
-	r.mu.RUnlock()
-	if s != nil {
+	if s := (*r.series.Load())[k]; s != nil {
 		return s
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s = r.series[k]; s == nil {
-		s = &series{
-			requests: r.requests.WithLabelValues(operation, mount),
-			errors:   r.errors.WithLabelValues(operation, mount),
-			latency:  r.latency.WithLabelValues(operation, mount),
-		}
-		r.series[k] = s
+	old := *r.series.Load()
+	if s := old[k]; s != nil {
+		return s
 	}
+	s := &series{
+		requests: r.requests.WithLabelValues(operation, mount),
+		errors:   r.errors.WithLabelValues(operation, mount),
+		latency:  r.latency.WithLabelValues(operation, mount),
+	}
+	m := make(map[seriesKey]*series, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[k] = s
+	r.series.Store(&m)
 	return s
 }
 
