@@ -98,7 +98,7 @@ func parseDebugWait(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("want a duration such as 30s (at most %s), or true for %s", maxDebugWait, defaultDebugWait)
 	}
 	if d < 0 {
-		return 0, fmt.Errorf("the wait must not be negative")
+		return 0, errors.New("the wait must not be negative")
 	}
 	return d, nil
 }
