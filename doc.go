@@ -29,9 +29,10 @@
 //
 // # Environment
 //
-// Operators set these with `vault plugin register -env NAME=VALUE`. Each is
-// off when unset and then costs nothing; a malformed value is a startup
-// failure (exit 1) that names the variable.
+// Operators set these with `vault plugin register -env NAME=VALUE`. The
+// debugger wait and the endpoint are off when unset and then cost nothing;
+// a malformed value of either is a startup failure (exit 1) naming the
+// variable, while a malformed log level is logged as a warning and ignored.
 //
 //	VAULTPLUGIN_LOG_LEVEL   trace, debug, info, warn, error or off (default trace: Vault filters by its own level)
 //	VAULTPLUGIN_DEBUG_WAIT  before serving, wait for a debugger: a duration (at most 50s) or true (30s)
