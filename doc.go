@@ -29,7 +29,34 @@
 //
 // # Environment
 //
-// Operators set these with `vault plugin register -env NAME=VALUE`:
+// Operators set these with `vault plugin register -env NAME=VALUE`. The
+// debugger wait and the endpoint are off when unset and then cost nothing;
+// a malformed value of either is a startup failure (exit 1) naming the
+// variable, while a malformed log level is logged as a warning and ignored.
 //
-//	VAULTPLUGIN_LOG_LEVEL  trace, debug, info, warn, error or off (default trace: Vault filters by its own level)
+//	VAULTPLUGIN_LOG_LEVEL   trace, debug, info, warn, error or off (default trace: Vault filters by its own level)
+//	VAULTPLUGIN_DEBUG_WAIT  before serving, wait for a debugger: a duration (at most 50s) or true (30s)
+//	VAULTPLUGIN_HTTP_ADDR   serve profiles and metrics on this loopback HOST:PORT; port 0 picks a free one
+//
+// VAULTPLUGIN_DEBUG_WAIT makes the plugin log its pid and the command to
+// paste (`dlv attach PID`) at INFO, then wait before its handshake, so that
+// breakpoints in the factory and in Setup are hit. The wait ends as soon as
+// a debugger attaches (read from TracerPid in /proc/self/status; other
+// systems cannot tell, so the plugin waits the whole time there) or when it
+// is over, and it never starts when the variable is unset. Vault gives a
+// plugin one minute to complete its handshake (go-plugin's default start
+// timeout, which Vault does not change), so a longer wait is cut to 50
+// seconds with a warning, leaving ten for setting breakpoints and the
+// handshake. Build the plugin with -gcflags=all='-N -l' for a faithful
+// debugging session.
+//
+// VAULTPLUGIN_HTTP_ADDR serves, on a loopback address only (anything else,
+// including 0.0.0.0 and a name that resolves elsewhere, is refused), the
+// runtime profiles under /debug/pprof/ (go tool pprof
+// http://ADDR/debug/pprof/heap) and Prometheus metrics under /metrics:
+// requests, errors and latency by operation and mount point, requests in
+// flight, mounts (or database connections) served by the process, and the
+// Go runtime and process collectors. The bound address is logged at INFO.
+// Vault starts one process per mount for a plugin it does not multiplex,
+// and those cannot share a fixed port: use port 0 then.
 package vaultplugin

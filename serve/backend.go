@@ -66,6 +66,9 @@ func (t *tracker) wrap(b logical.Backend) *versionedBackend {
 			})
 		}
 	}
+	if t.c.metrics != nil {
+		b = t.c.metrics.Backend(b) // after ownVersion: it hides optional interfaces
+	}
 	vb := &versionedBackend{Backend: b, version: v, t: t}
 	t.mu.Lock()
 	t.live[vb] = struct{}{}

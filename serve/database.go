@@ -109,6 +109,9 @@ func (t *dbTracker) build(factory dbplugin.Factory) (db *servedDatabase, err err
 	if sv, ok := impl.(interface{ SecretValues() map[string]string }); ok {
 		next = dbplugin.NewDatabaseErrorSanitizerMiddleware(impl, sv.SecretValues)
 	}
+	if t.c.metrics != nil {
+		next = t.c.metrics.Database(next)
+	}
 	version := t.c.version
 	if own := ownVersionOf(impl); own != "" && t.c.versionSource != "WithVersion" {
 		version = own

@@ -29,6 +29,12 @@
 //
 //	func main() { serve.RunDatabase(mydb.New) }
 //
+// Operators can ask a running plugin for more through its environment:
+// VAULTPLUGIN_LOG_LEVEL sets the log level, VAULTPLUGIN_DEBUG_WAIT makes it
+// wait for a debugger before serving, and VAULTPLUGIN_HTTP_ADDR serves
+// profiles and Prometheus metrics on a loopback address. The module's
+// package documentation lists their values and bounds.
+//
 // Serve and ServeDatabase do the same work and return an error instead of
 // exiting, for tests and custom mains; ExitCode maps that error to Run's
 // exit code.

@@ -133,7 +133,10 @@ func (c *config) printHelp(fs *flag.FlagSet) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
-	fmt.Fprintf(w, "\nEnvironment (set with `vault plugin register -env NAME=VALUE`):\n  VAULTPLUGIN_LOG_LEVEL\ttrace, debug, info, warn, error or off (default trace; Vault filters by its own level)\n")
+	fmt.Fprintf(w, "\nEnvironment (set with `vault plugin register -env NAME=VALUE`):\n")
+	fmt.Fprintf(w, "  VAULTPLUGIN_LOG_LEVEL\ttrace, debug, info, warn, error or off (default trace; Vault filters by its own level)\n")
+	fmt.Fprintf(w, "  %s\tbefore serving, wait for a debugger (dlv attach PID): a duration, at most %s, or true for %s\n", envDebugWait, maxDebugWait, defaultDebugWait)
+	fmt.Fprintf(w, "  %s\tserve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)\n", envHTTPAddr)
 	fmt.Fprintf(w, "\nExit codes: 0 served until stopped, or answered a flag like this one; 1 startup or serving failure, or run without Vault; 2 bad flag or invalid option.\n")
 }
 

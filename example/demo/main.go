@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +68,9 @@ func run() error {
 		return err
 	}
 	if err := databaseDemo(ctx, bins["vault-plugin-database-htpasswd"], dir); err != nil {
+		return err
+	}
+	if err := opsDemo(ctx, bins["vault-plugin-secrets-example"]); err != nil {
 		return err
 	}
 	if err := personDemo(ctx, bins["vault-plugin-secrets-example"]); err != nil {
@@ -220,6 +225,75 @@ func showFile(path string) error {
 		}
 	}
 	return nil
+}
+
+// opsDemo shows what an operator who registered the plugin with
+// -env VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0 finds: the endpoint's address in
+// the log, and the requests in the metrics.
+func opsDemo(ctx context.Context, bin string) error {
+	step("operators: metrics and profiles (-env VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0)")
+	p, err := servetest.New(ctx, bin, servetest.WithEnv("VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0"))
+	if err != nil {
+		return fmt.Errorf("starting the secrets engine: %w", err)
+	}
+	defer p.Close()
+	var addr string
+	for deadline := time.Now().Add(5 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, r := range p.Logs() {
+			if r.Message == "serving profiles and metrics" {
+				addr = fmt.Sprint(r.Fields["addr"])
+			}
+		}
+	}
+	if addr == "" {
+		return errors.New("the plugin logged no endpoint address")
+	}
+	say("the plugin's log (INFO): serving profiles and metrics addr=%s", addr)
+	m, err := p.Mount(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mounting: %w", err)
+	}
+	for _, r := range []*logical.Request{
+		{Operation: logical.CreateOperation, Path: "data/app", Data: map[string]any{"k": "v"}},
+		{Operation: logical.ReadOperation, Path: "data/app"},
+		{Operation: logical.ReadOperation, Path: "data/app"},
+		{Operation: logical.ReadOperation, Path: "no/such/path"},
+	} {
+		r.MountPoint = "kv/" // Vault sets the mount point on every request
+		_, _ = m.HandleRequest(ctx, r)
+	}
+	say("made 4 requests on kv/ (one to a path that does not exist); curl http://%s/metrics:", addr)
+	body, err := httpGet(ctx, "http://"+addr+"/metrics")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(body, "\n") {
+		for _, prefix := range []string{"vaultplugin_requests_total", "vaultplugin_request_errors_total", "vaultplugin_mounts ", "go_goroutines "} {
+			if strings.HasPrefix(l, prefix) {
+				say("  %s", l)
+			}
+		}
+	}
+	say("profiles: go tool pprof http://%s/debug/pprof/heap (or /profile, /goroutine?debug=2)", addr)
+	say("a debugger: -env VAULTPLUGIN_DEBUG_WAIT=30s logs `dlv attach PID` and waits for it before serving")
+	return p.Close()
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s %v", url, resp.Status, err)
+	}
+	return string(b), nil
 }
 
 func personDemo(ctx context.Context, bin string) error {

@@ -1,0 +1,186 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/metrics"
+	"github.com/plugkit/vaultplugin/internal/opshttp"
+)
+
+// The operator's switches, set with `vault plugin register -env NAME=VALUE`.
+// Each is off when unset; doc.go in the module root lists them for readers.
+const (
+	// envDebugWait makes the plugin wait for a debugger before it serves:
+	// a duration, or a boolean ("true" waits defaultDebugWait).
+	envDebugWait = "VAULTPLUGIN_DEBUG_WAIT"
+	// envHTTPAddr serves profiles and metrics on this loopback HOST:PORT.
+	envHTTPAddr = "VAULTPLUGIN_HTTP_ADDR"
+)
+
+// maxDebugWait bounds the wait for a debugger. The host gives a plugin one
+// minute to print its handshake line: go-plugin's ClientConfig.StartTimeout
+// defaults to one minute and Vault (sdk/helper/pluginutil's runConfig)
+// leaves it unset; past it the host kills the plugin and the mount fails.
+// Fifty seconds leaves ten for the operator to set breakpoints and continue
+// after attaching (the process is stopped while they do) and for the
+// handshake itself. A longer requested wait is clamped to this, with a
+// warning: the operator asked to debug, and refusing to start would only
+// cost them another registration.
+const maxDebugWait = 50 * time.Second
+
+// defaultDebugWait is the wait for VAULTPLUGIN_DEBUG_WAIT=true: time to
+// copy the logged dlv command into a shell, with room to spare.
+const defaultDebugWait = 30 * time.Second
+
+// debuggerPollInterval is how often the waiting plugin reads its tracer
+// from /proc/self/status: one small file read ten times a second, for at
+// most maxDebugWait.
+const debuggerPollInterval = 100 * time.Millisecond
+
+// endpointCloseTimeout bounds how long requests to the operator endpoint
+// may run on after the plugin stopped serving.
+const endpointCloseTimeout = time.Second
+
+// opsHint is the hint of every failure an operator switch causes.
+const opsHint = "fix or remove the -env setting given to vault plugin register"
+
+// opsSettings are the operator switches read from the environment.
+type opsSettings struct {
+	debugWait     time.Duration // 0: do not wait
+	requestedWait time.Duration // before clamping to maxDebugWait
+	httpAddr      string        // a checked loopback HOST:PORT, or "" for off
+}
+
+// readOps reads the operator switches through lookup. A malformed value
+// is an error naming the variable: the operator asked for something and
+// must learn that they did not get it.
+func readOps(ctx context.Context, lookup compat.LookupFunc) (opsSettings, error) {
+	var s opsSettings
+	if v, _ := lookup(envDebugWait); v != "" {
+		d, err := parseDebugWait(v)
+		if err != nil {
+			return s, fmt.Errorf("%s=%q: %w", envDebugWait, v, err)
+		}
+		s.requestedWait, s.debugWait = d, min(d, maxDebugWait)
+	}
+	if v, _ := lookup(envHTTPAddr); v != "" {
+		addr, err := opshttp.LoopbackAddr(ctx, v, nil)
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", envHTTPAddr, err)
+		}
+		s.httpAddr = addr
+	}
+	return s, nil
+}
+
+// parseDebugWait reads a duration ("20s") or a boolean ("true" is
+// defaultDebugWait, "false" or "0" is no wait).
+func parseDebugWait(v string) (time.Duration, error) {
+	if b, err := strconv.ParseBool(v); err == nil {
+		if b {
+			return defaultDebugWait, nil
+		}
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration such as 30s (at most %s), or true for %s", maxDebugWait, defaultDebugWait)
+	}
+	if d < 0 {
+		return 0, errors.New("the wait must not be negative")
+	}
+	return d, nil
+}
+
+// startOps turns on what the operator asked for: the metrics recorder
+// (which the trackers pick up) and the endpoint. The returned stop closes
+// the endpoint; it is never nil.
+func (c *config) startOps(s opsSettings) (stop func(), err error) {
+	if s.requestedWait > maxDebugWait {
+		c.logger.Warn("the debugger wait is longer than the host's start timeout allows; waiting the maximum",
+			"requested", s.requestedWait.String(), "wait", s.debugWait.String())
+	}
+	if s.httpAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", s.httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listening on %s: %w", envHTTPAddr, s.httpAddr, err)
+	}
+	c.metrics = metrics.New(c.name, c.version)
+	srv := opshttp.Start(ln, c.metrics.Handler(), c.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}))
+	c.logger.Info("serving profiles and metrics", "addr", srv.Addr(),
+		"metrics", "http://"+srv.Addr()+"/metrics", "pprof", "http://"+srv.Addr()+"/debug/pprof/")
+	return func() { srv.Close(endpointCloseTimeout) }, nil
+}
+
+// waitForDebugger waits, when the operator asked for it, until a debugger
+// is attached or the wait is over. It is called before the handshake and
+// before the author's code runs, so the operator can set breakpoints in the
+// factory and in Setup. It returns why the plugin must stop instead of
+// serving ("" to serve): SIGTERM, the host gone, or ctx done while waiting.
+func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop string) {
+	if d <= 0 {
+		return ""
+	}
+	// The host may give up or be killed meanwhile: stop as run would.
+	// Listening before the record is out means that a SIGTERM sent after
+	// reading it is always handled.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigCh := make(chan os.Signal, 1)
+	signal.Notify(sigCh, syscall.SIGTERM)
+	defer signal.Stop(sigCh)
+	// As run does: a Ctrl-C in the host's terminal reaches the whole
+	// process group and must not kill a plugin that is waiting. Nothing
+	// reads the channel: the signal is dropped.
+	intCh := make(chan os.Signal, 1)
+	signal.Notify(intCh, os.Interrupt)
+	defer signal.Stop(intCh)
+	hostGone := watchParent(ctx, os.Getppid())
+
+	pid := os.Getpid()
+	fields := []any{"pid", pid, "command", fmt.Sprintf("dlv attach %d", pid), "wait", d.String()}
+	if h := ptraceHint(); h != "" {
+		fields = append(fields, "hint", h)
+	}
+	if _, err := tracerPID(); errors.Is(err, errNoTracerInfo) {
+		fields = append(fields, "note", "this system does not tell a process that a debugger attached: the plugin waits the whole time")
+	}
+	c.logger.Info("waiting for a debugger before serving", fields...)
+
+	start := time.Now()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(debuggerPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "context done"
+		case s := <-sigCh:
+			return "received " + s.String()
+		case <-hostGone:
+			return "host process exited"
+		case <-deadline.C:
+			c.logger.Info("no debugger attached within the wait; serving", "waited", time.Since(start).Round(time.Millisecond).String())
+			return ""
+		case <-tick.C:
+			if tracer, err := tracerPID(); err == nil && tracer != 0 {
+				c.logger.Info("debugger attached; serving", "tracer_pid", tracer, "waited", time.Since(start).Round(time.Millisecond).String())
+				return ""
+			}
+		}
+	}
+}

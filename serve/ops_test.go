@@ -1,0 +1,412 @@
+package serve_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
+	"github.com/hashicorp/vault/sdk/logical"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+func TestOpsSettingsRefused(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() }) // the subtests run after this function returns
+	for _, tc := range []struct{ env, cause string }{
+		{"VAULTPLUGIN_HTTP_ADDR=0.0.0.0:0", `VAULTPLUGIN_HTTP_ADDR: "0.0.0.0:0" means every interface: only a loopback address is allowed`},
+		{"VAULTPLUGIN_HTTP_ADDR=[::]:9100", `VAULTPLUGIN_HTTP_ADDR: "[::]:9100" means every interface`},
+		{"VAULTPLUGIN_HTTP_ADDR=:9100", `VAULTPLUGIN_HTTP_ADDR: ":9100" has no host, which means every interface`},
+		{"VAULTPLUGIN_HTTP_ADDR=10.1.2.3:9100", `VAULTPLUGIN_HTTP_ADDR: "10.1.2.3:9100" is not a loopback address`},
+		{"VAULTPLUGIN_HTTP_ADDR=127.0.0.1", `VAULTPLUGIN_HTTP_ADDR: "127.0.0.1" is not HOST:PORT`},
+		{"VAULTPLUGIN_HTTP_ADDR=" + busy.Addr().String(), "VAULTPLUGIN_HTTP_ADDR: listening on " + busy.Addr().String()},
+		{"VAULTPLUGIN_DEBUG_WAIT=soon", `VAULTPLUGIN_DEBUG_WAIT="soon": want a duration such as 30s`},
+		{"VAULTPLUGIN_DEBUG_WAIT=-5s", `VAULTPLUGIN_DEBUG_WAIT="-5s": the wait must not be negative`},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, bin, hostEnv(tc.env))
+			assertStartupFailure(t, r, 1, tc.cause)
+			if !strings.Contains(r.stdout, "vault plugin register") && !strings.Contains(r.stdout, "use port 0") {
+				t.Errorf("the cause line has no hint: %q", r.stdout)
+			}
+		})
+	}
+}
+
+// opsAddr returns the endpoint's address from the plugin's log record.
+func opsAddr(t *testing.T, p *servetest.Plugin) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, r := range p.Logs() {
+			if r.Message == "serving profiles and metrics" {
+				if r.Level != "info" {
+					t.Errorf("the endpoint is logged at %s, want info", r.Level)
+				}
+				return fmt.Sprint(r.Fields["addr"])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no endpoint record; logs: %v", p.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// scrape reads /metrics and returns each sample's value by
+// `name{label="value",…}` with labels in the order Prometheus prints them;
+// a histogram contributes its _count.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	code, body := get(t, "http://"+addr+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	families, err := new(expfmt.TextParser).TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[key] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key] = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			default:
+				out[key] = 0
+			}
+		}
+	}
+	return out
+}
+
+func mountRequest(m *servetest.Mount, mount string, op logical.Operation, path string, data map[string]any) error {
+	resp, err := m.HandleRequest(context.Background(), &logical.Request{Operation: op, Path: path, Data: data, MountPoint: mount})
+	if err == nil && resp.IsError() {
+		err = resp.Error()
+	}
+	return err
+}
+
+func TestMetricsAndProfiles(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=version", "VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0"))
+	addr := opsAddr(t, p)
+	ctx := context.Background()
+
+	before := scrape(t, addr)
+	if before["vaultplugin_mounts"] != 0 || before[`vaultplugin_plugin_info{name="testplugin",version="v1.2.3"}`] != 1 {
+		t.Errorf("before any mount: mounts %v, info %v", before["vaultplugin_mounts"], before[`vaultplugin_plugin_info{name="testplugin",version="v1.2.3"}`])
+	}
+	a, err := p.Mount(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Mount(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		mountRequest(a, "a/", logical.UpdateOperation, "kv/k", map[string]any{"value": "v"}),
+		mountRequest(a, "a/", logical.ReadOperation, "kv/k", nil),
+		mountRequest(a, "a/", logical.ReadOperation, "info", nil),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mountRequest(b, "b/", logical.ReadOperation, "no/such/path", nil); err == nil {
+		t.Fatal("an unsupported path answered")
+	}
+
+	got := scrape(t, addr)
+	for key, want := range map[string]float64{
+		`vaultplugin_requests_total{mount="a/",operation="update"}`:                 1,
+		`vaultplugin_requests_total{mount="a/",operation="read"}`:                   2,
+		`vaultplugin_requests_total{mount="b/",operation="read"}`:                   1,
+		`vaultplugin_request_errors_total{mount="a/",operation="read"}`:             0,
+		`vaultplugin_request_errors_total{mount="b/",operation="read"}`:             1,
+		`vaultplugin_request_duration_seconds{mount="a/",operation="read"}_count`:   2,
+		`vaultplugin_request_duration_seconds{mount="b/",operation="read"}_count`:   1,
+		`vaultplugin_requests_in_flight`:                                            0,
+		`vaultplugin_mounts`:                                                        2,
+		`vaultplugin_request_duration_seconds{mount="a/",operation="update"}_count`: 1,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+	for _, key := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_open_fds"} {
+		if _, ok := got[key]; !ok {
+			t.Errorf("no %s: the runtime and process collectors are missing", key)
+		}
+	}
+
+	a.Cleanup(ctx)
+	if got := scrape(t, addr)["vaultplugin_mounts"]; got != 1 {
+		t.Errorf("after one Cleanup: mounts = %v, want 1", got)
+	}
+
+	code, body := get(t, "http://"+addr+"/debug/pprof/")
+	if code != http.StatusOK || !strings.Contains(body, "goroutine") || !strings.Contains(body, "heap") {
+		t.Errorf("pprof index: %d %s", code, body)
+	}
+	code, body = get(t, "http://"+addr+"/debug/pprof/goroutine?debug=1")
+	if code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile: %d %.200s", code, body)
+	}
+	code, body = get(t, "http://"+addr+"/debug/pprof/heap")
+	// A protobuf profile is gzipped.
+	if code != http.StatusOK || !strings.HasPrefix(body, "\x1f\x8b") {
+		t.Errorf("heap profile: %d, %d bytes", code, len(body))
+	}
+	code, _ = get(t, "http://"+addr+"/debug/pprof/profile?seconds=0.2")
+	if code != http.StatusOK {
+		t.Errorf("CPU profile: %d", code)
+	}
+
+	// A page that points a name of its own at 127.0.0.1 is refused.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+	req.Host = "attacker.example:80"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("Host attacker.example: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestDatabaseMetrics(t *testing.T) {
+	bin := servetest.Build(t, testDB)
+	p := servetest.StartDatabase(t, bin, servetest.WithEnv("VAULTPLUGIN_HTTP_ADDR=localhost:0"))
+	addr := opsAddr(t, p)
+	ctx := context.Background()
+	a, err := p.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = a.NewUser(ctx, dbplugin.NewUserRequest{Password: "pw"})
+	b, err := p.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = b.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{"password": "x"}})
+	got := scrape(t, addr)
+	for key, want := range map[string]float64{
+		`vaultplugin_database_calls_total{method="Initialize"}`:              2,
+		`vaultplugin_database_call_errors_total{method="Initialize"}`:        1,
+		`vaultplugin_database_calls_total{method="NewUser"}`:                 1,
+		`vaultplugin_database_call_errors_total{method="NewUser"}`:           1,
+		`vaultplugin_database_call_duration_seconds{method="NewUser"}_count`: 1,
+		`vaultplugin_database_connections`:                                   1,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+}
+
+// waitingPlugin starts bin as a host would (without a client) and returns
+// it with a channel of its stderr records and one that yields the time of
+// its handshake line.
+func waitingPlugin(t *testing.T, bin string, env ...string) (*exec.Cmd, <-chan map[string]any, <-chan time.Time) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), hostEnv(env...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	records := make(chan map[string]any, 100)
+	go func() {
+		defer close(records)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				records <- m
+			}
+		}
+	}()
+	handshake := make(chan time.Time, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && strings.HasPrefix(line, "1|5|unix|") {
+			handshake <- time.Now()
+		}
+		close(handshake)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	return cmd, records, handshake
+}
+
+// nextRecord returns the next record whose message has prefix.
+func nextRecord(t *testing.T, records <-chan map[string]any, prefix string) map[string]any {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m, ok := <-records:
+			if !ok {
+				t.Fatalf("stderr closed before a %q record", prefix)
+			}
+			if strings.HasPrefix(fmt.Sprint(m["@message"]), prefix) {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no %q record", prefix)
+		}
+	}
+}
+
+func TestDebugWait(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	t.Run("expires", func(t *testing.T) {
+		t.Parallel()
+		start := time.Now()
+		cmd, records, handshake := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT=1s")
+		rec := nextRecord(t, records, "waiting for a debugger")
+		if rec["@level"] != "info" || rec["command"] != fmt.Sprintf("dlv attach %d", cmd.Process.Pid) || rec["pid"] != float64(cmd.Process.Pid) {
+			t.Errorf("waiting record = %v", rec)
+		}
+		nextRecord(t, records, "no debugger attached within the wait")
+		at, ok := <-handshake
+		if !ok {
+			t.Fatal("no handshake after the wait expired")
+		}
+		if took := at.Sub(start); took < time.Second {
+			t.Errorf("handshake %s after start, before the 1s wait was over", took)
+		}
+	})
+	t.Run("clamped", func(t *testing.T) {
+		t.Parallel()
+		_, records, _ := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT=10m")
+		rec := nextRecord(t, records, "the debugger wait is longer than")
+		if rec["@level"] != "warn" || rec["wait"] != "50s" {
+			t.Errorf("clamp record = %v", rec)
+		}
+	})
+	t.Run("attached", func(t *testing.T) {
+		t.Parallel()
+		cmd, records, handshake := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT=true")
+		rec := nextRecord(t, records, "waiting for a debugger")
+		if rec["wait"] != "30s" {
+			t.Errorf("VAULTPLUGIN_DEBUG_WAIT=true waits %v, want 30s", rec["wait"])
+		}
+		tracer, detach := attachDebugger(t, cmd.Process.Pid)
+		defer detach()
+		rec = nextRecord(t, records, "debugger attached")
+		if rec["tracer_pid"] != float64(tracer) {
+			t.Errorf("attached record = %v, want tracer_pid %d", rec, tracer)
+		}
+		if _, ok := <-handshake; !ok {
+			t.Fatal("no handshake after the debugger attached")
+		}
+	})
+	t.Run("SIGINT ignored, SIGTERM stops", func(t *testing.T) {
+		t.Parallel()
+		cmd, records, handshake := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT=30s")
+		nextRecord(t, records, "waiting for a debugger")
+		// SIGINT is ignored while waiting, as while serving.
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		rec := nextRecord(t, records, "stopped before serving")
+		if rec["reason"] != "received terminated" {
+			t.Errorf("stop record = %v", rec)
+		}
+		if _, ok := <-handshake; ok {
+			t.Error("a plugin stopped while waiting sent its handshake")
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("stopped while waiting: %v, want exit 0", err)
+		}
+	})
+	t.Run("not asked", func(t *testing.T) {
+		t.Parallel()
+		for _, v := range []string{"", "false", "0"} {
+			_, records, handshake := waitingPlugin(t, bin, "VAULTPLUGIN_DEBUG_WAIT="+v)
+			if _, ok := <-handshake; !ok {
+				t.Fatalf("VAULTPLUGIN_DEBUG_WAIT=%q: no handshake", v)
+			}
+			// The records before the handshake are all out by now.
+			time.Sleep(50 * time.Millisecond)
+			for len(records) > 0 {
+				if m := <-records; strings.Contains(fmt.Sprint(m["@message"]), "debugger") {
+					t.Errorf("VAULTPLUGIN_DEBUG_WAIT=%q: %v", v, m)
+				}
+			}
+		}
+	})
+}
+
+func TestHelpListsOpsEnv(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	r := run(t, bin, nil, "-help")
+	for _, want := range []string{"VAULTPLUGIN_DEBUG_WAIT", "at most 50s, or true for 30s", "VAULTPLUGIN_HTTP_ADDR"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("-help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
