@@ -108,6 +108,7 @@ func (t *tracker) shutdown(timeout time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer t.recoverCall("Cleanup", nil)
 			b.Backend.Cleanup(ctx)
 		}()
 	}
@@ -169,15 +170,53 @@ func (t *tracker) recoverRequest(req *logical.Request, resp **logical.Response, 
 	*err = fmt.Errorf("internal error: the plugin's backend panicked handling %s %q (the stack is in the plugin's log)", op, path)
 }
 
+// HandleExistenceCheck answers Vault's create-or-update question before a
+// write; a panic in it fails that request, as in HandleRequest.
+func (b *versionedBackend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (checkFound, exists bool, err error) {
+	defer b.t.recoverCall("HandleExistenceCheck", &err)
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
+// Initialize runs once the mount is set up; a panic in it fails the
+// mount's initialization instead of the process.
+func (b *versionedBackend) Initialize(ctx context.Context, req *logical.InitializationRequest) (err error) {
+	defer b.t.recoverCall("Initialize", &err)
+	return b.Backend.Initialize(ctx, req)
+}
+
+// InvalidateKey tells the backend a storage key changed (on performance
+// standbys); it returns nothing, so a panic in it is only logged.
+func (b *versionedBackend) InvalidateKey(ctx context.Context, key string) {
+	defer b.t.recoverCall("InvalidateKey", nil)
+	b.Backend.InvalidateKey(ctx, key)
+}
+
 // Cleanup is called by the host when it unmounts: the instance is no
-// longer live.
+// longer live. A panic in the backend's Cleanup is logged, not fatal: the
+// other mounts keep serving.
 func (b *versionedBackend) Cleanup(ctx context.Context) {
 	b.t.mu.Lock()
 	_, live := b.t.live[b]
 	delete(b.t.live, b)
 	b.t.mu.Unlock()
 	if live {
+		defer b.t.recoverCall("Cleanup", nil)
 		b.Backend.Cleanup(ctx)
+	}
+}
+
+// recoverCall is deferred by the backend methods other than HandleRequest,
+// for the reason recoverRequest gives. err, when the method returns one,
+// is set to an error naming the method; the panic value goes only to the
+// log.
+func (t *tracker) recoverCall(method string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	t.c.logger.Error("backend panicked", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if err != nil {
+		*err = fmt.Errorf("internal error: the plugin's backend panicked in %s (the stack is in the plugin's log)", method)
 	}
 }
 

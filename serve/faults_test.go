@@ -420,3 +420,58 @@ func TestSIGINTAtHandshake(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendMethodPanics: a panic in the backend's other entry points
+// (the existence check, Initialize, InvalidateKey, Cleanup) is recovered as
+// in HandleRequest: logged with its stack, the call fails where it can
+// return an error, and the process keeps serving its other mounts.
+func TestBackendMethodPanics(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	p := servetest.Start(t, bin)
+	ctx := context.Background()
+	ok, err := p.Mount(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, ok, "kv/k", map[string]any{"value": "kept"})
+
+	_, _, err = ok.HandleExistenceCheck(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "panic-exists", Storage: ok.Storage})
+	if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's backend panicked in HandleExistenceCheck") {
+		t.Errorf("existence check: %v", err)
+	}
+	if _, err := p.Mount(ctx, map[string]string{"fault": "initialize-panic"}); err == nil || !strings.Contains(err.Error(), "panicked in Initialize") {
+		t.Errorf("mount whose Initialize panics: %v", err)
+	}
+	ok.InvalidateKey(ctx, "panic")
+	bad, err := p.Mount(ctx, map[string]string{"fault": "cleanup-panic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Cleanup(ctx)
+
+	for _, method := range []string{"HandleExistenceCheck", "Initialize", "InvalidateKey", "Cleanup"} {
+		var found bool
+		deadline := time.Now().Add(5 * time.Second)
+		for !found && time.Now().Before(deadline) {
+			for _, r := range p.Logs() {
+				if r.Level == "error" && r.Message == "backend panicked" && r.Fields["method"] == method {
+					found = true
+					assertStack(t, r, "main.")
+				}
+			}
+			if !found {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if !found {
+			t.Errorf("no error record for a panic in %s", method)
+		}
+	}
+	noRawPanic(t, p)
+	if p.Exited() {
+		t.Fatal("the process exited")
+	}
+	if got := read(t, ok, "kv/k")["value"]; got != "kept" {
+		t.Errorf("read back %v after the panics", got)
+	}
+}

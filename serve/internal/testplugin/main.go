@@ -87,6 +87,19 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 				},
 			},
 			{
+				// panic-exists panics in the existence check Vault makes
+				// before a write.
+				Pattern: "panic-exists",
+				ExistenceCheck: func(context.Context, *logical.Request, *framework.FieldData) (bool, error) {
+					panic("the existence check was told to panic")
+				},
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.CreateOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+						return nil, nil
+					}},
+				},
+			},
+			{
 				// goroutines reports the process's goroutine count, for
 				// the load test's leak check.
 				Pattern: "goroutines",
@@ -105,7 +118,24 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 				},
 			},
 		},
+		// A mount configured with fault=initialize-panic or
+		// fault=cleanup-panic panics there; invalidating the key "panic"
+		// panics on any mount.
+		InitializeFunc: func(context.Context, *logical.InitializationRequest) error {
+			if conf.Config["fault"] == "initialize-panic" {
+				panic("Initialize was told to panic")
+			}
+			return nil
+		},
+		Invalidate: func(_ context.Context, key string) {
+			if key == "panic" {
+				panic("InvalidateKey was told to panic")
+			}
+		},
 		Clean: func(context.Context) {
+			if conf.Config["fault"] == "cleanup-panic" {
+				panic("Cleanup was told to panic")
+			}
 			if f := os.Getenv("TESTPLUGIN_CLEANUP_FILE"); f != "" {
 				fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 				if err == nil {
