@@ -384,9 +384,13 @@ func (tb *table) print(w io.Writer) {
 	if len(tb.rows) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nproven against a real Vault (%s/%s):\n", runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "  %-44s %-8s %-6s %s\n", "test group", "vault", "result", "time")
+	width := len("test group")
 	for _, r := range tb.rows {
-		fmt.Fprintf(w, "  %-44s %-8s %-6s %s\n", r[0], r[1], r[2], r[3])
+		width = max(width, len(r[0]))
+	}
+	fmt.Fprintf(w, "\nproven against a real Vault (%s/%s):\n", runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "  %-*s %-8s %-6s %s\n", width, "test group", "vault", "result", "time")
+	for _, r := range tb.rows {
+		fmt.Fprintf(w, "  %-*s %-8s %-6s %s\n", width, r[0], r[1], r[2], r[3])
 	}
 }
