@@ -53,10 +53,13 @@
 // VAULTPLUGIN_HTTP_ADDR serves, on a loopback address only (anything else,
 // including 0.0.0.0 and a name that resolves elsewhere, is refused), the
 // runtime profiles under /debug/pprof/ (go tool pprof
-// http://ADDR/debug/pprof/heap) and Prometheus metrics under /metrics:
-// requests, errors and latency by operation and mount point, requests in
-// flight, mounts (or database connections) served by the process, and the
-// Go runtime and process collectors. The bound address is logged at INFO.
+// http://ADDR/debug/pprof/heap) and metrics in the Prometheus text format
+// under /metrics: requests, errors and latency (a histogram) by operation
+// and mount point, requests in flight, mounts (or database connections)
+// served by the process, and the Go runtime and process metrics (go_*,
+// process_*). The operation and mount pairs recorded apart are bounded at
+// 1024; later ones are counted together under operation and mount "_other".
+// The bound address is logged at INFO.
 // Vault starts one process per mount for a plugin it does not multiplex,
 // and those cannot share a fixed port: use port 0 then.
 package vaultplugin

@@ -17,9 +17,7 @@ import (
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-
+	"github.com/plugkit/vaultplugin/internal/promtext"
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
@@ -85,43 +83,20 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// scrape reads /metrics and returns each sample's value by
-// `name{label="value",…}` with labels in the order Prometheus prints them;
-// a histogram contributes its _count.
+// scrape reads /metrics, parses it strictly (the format, escapes, each
+// family's lines together, histograms whole) and returns each sample's value
+// by `name{label="value",…}` with the labels in name order.
 func scrape(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
 	code, body := get(t, "http://"+addr+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d %s", code, body)
 	}
-	families, err := new(expfmt.TextParser).TextToMetricFamilies(strings.NewReader(body))
+	e, err := promtext.Parse(body)
 	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
+		t.Fatalf("parsing /metrics: %v\n%s", err, body)
 	}
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := name
-			if len(labels) > 0 {
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				out[key] = m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				out[key] = m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
-			default:
-				out[key] = 0
-			}
-		}
-	}
-	return out
+	return e.Samples
 }
 
 func mountRequest(m *servetest.Mount, mount string, op logical.Operation, path string, data map[string]any) error {
@@ -162,6 +137,13 @@ func TestMetricsAndProfiles(t *testing.T) {
 	if err := mountRequest(b, "b/", logical.ReadOperation, "no/such/path", nil); err == nil {
 		t.Fatal("an unsupported path answered")
 	}
+	// A mount point is the host's: a quote, a backslash or a newline in it
+	// must be escaped, or the whole scrape is unreadable (scrape parses it
+	// strictly).
+	weird := "q\"\\\n/"
+	if err := mountRequest(b, weird, logical.ReadOperation, "info", nil); err != nil {
+		t.Fatal(err)
+	}
 
 	got := scrape(t, addr)
 	for key, want := range map[string]float64{
@@ -170,11 +152,12 @@ func TestMetricsAndProfiles(t *testing.T) {
 		`vaultplugin_requests_total{mount="b/",operation="read"}`:                   1,
 		`vaultplugin_request_errors_total{mount="a/",operation="read"}`:             0,
 		`vaultplugin_request_errors_total{mount="b/",operation="read"}`:             1,
-		`vaultplugin_request_duration_seconds{mount="a/",operation="read"}_count`:   2,
-		`vaultplugin_request_duration_seconds{mount="b/",operation="read"}_count`:   1,
+		`vaultplugin_request_duration_seconds_count{mount="a/",operation="read"}`:   2,
+		`vaultplugin_request_duration_seconds_count{mount="b/",operation="read"}`:   1,
 		`vaultplugin_requests_in_flight`:                                            0,
 		`vaultplugin_mounts`:                                                        2,
-		`vaultplugin_request_duration_seconds{mount="a/",operation="update"}_count`: 1,
+		`vaultplugin_request_duration_seconds_count{mount="a/",operation="update"}`: 1,
+		`vaultplugin_requests_total{mount="q\"\\\n/",operation="read"}`:             1,
 	} {
 		if v, ok := got[key]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
@@ -182,7 +165,7 @@ func TestMetricsAndProfiles(t *testing.T) {
 	}
 	for _, key := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_open_fds"} {
 		if _, ok := got[key]; !ok {
-			t.Errorf("no %s: the runtime and process collectors are missing", key)
+			t.Errorf("no %s: the runtime and process metrics are missing", key)
 		}
 	}
 
@@ -246,7 +229,7 @@ func TestDatabaseMetrics(t *testing.T) {
 		`vaultplugin_database_call_errors_total{method="Initialize"}`:        1,
 		`vaultplugin_database_calls_total{method="NewUser"}`:                 1,
 		`vaultplugin_database_call_errors_total{method="NewUser"}`:           1,
-		`vaultplugin_database_call_duration_seconds{method="NewUser"}_count`: 1,
+		`vaultplugin_database_call_duration_seconds_count{method="NewUser"}`: 1,
 		`vaultplugin_database_connections`:                                   1,
 	} {
 		if v, ok := got[key]; !ok || v != want {

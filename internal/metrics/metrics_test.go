@@ -3,12 +3,254 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
+	vm "github.com/VictoriaMetrics/metrics"
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/plugkit/vaultplugin/internal/promtext"
 )
+
+// scrape serves r's metrics once and parses them strictly.
+func scrape(t *testing.T, r *Recorder) (*promtext.Exposition, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != contentType {
+		t.Fatalf("/metrics: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	body := rec.Body.String()
+	e, err := promtext.Parse(body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, body)
+	}
+	return e, body
+}
+
+func want(t *testing.T, e *promtext.Exposition, samples map[string]float64) {
+	t.Helper()
+	for k, v := range samples {
+		if got, ok := e.Samples[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+}
+
+type okBackend struct{ logical.Backend }
+
+func (okBackend) HandleRequest(_ context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Path == "fail" {
+		return logical.ErrorResponse("no"), nil
+	}
+	return nil, nil
+}
+
+func (okBackend) Cleanup(context.Context) {}
+
+func request(b logical.Backend, op logical.Operation, mount, path string) {
+	_, _ = b.HandleRequest(context.Background(), &logical.Request{Operation: op, MountPoint: mount, Path: path})
+}
+
+// Every family has its HELP and TYPE lines and the names, labels and
+// buckets it had with client_golang; the runtime and process metrics are
+// there.
+func TestExposition(t *testing.T) {
+	r := New("p", "v1.0.0")
+	e, _ := scrape(t, r)
+	want(t, e, map[string]float64{
+		`vaultplugin_plugin_info{name="p",version="v1.0.0"}`: 1,
+		"vaultplugin_mounts":               0,
+		"vaultplugin_requests_in_flight":   0,
+		"vaultplugin_database_connections": 0,
+	})
+	for k := range e.Samples {
+		if strings.HasPrefix(k, "vaultplugin_request_") || strings.HasPrefix(k, "vaultplugin_requests_total") || strings.HasPrefix(k, "vaultplugin_database_call") {
+			t.Errorf("%s before any request", k)
+		}
+	}
+
+	b := r.Backend(okBackend{})
+	request(b, logical.ReadOperation, "kv/", "x")
+	request(b, logical.ReadOperation, "kv/", "fail")
+	request(b, logical.UpdateOperation, "kv/", "x")
+	db := r.Database(failingDB{})
+	_, _ = db.Initialize(context.Background(), dbplugin.InitializeRequest{})
+	e, body := scrape(t, r)
+	want(t, e, map[string]float64{
+		`vaultplugin_requests_total{mount="kv/",operation="read"}`:                            2,
+		`vaultplugin_requests_total{mount="kv/",operation="update"}`:                          1,
+		`vaultplugin_request_errors_total{mount="kv/",operation="read"}`:                      1,
+		`vaultplugin_request_errors_total{mount="kv/",operation="update"}`:                    0,
+		`vaultplugin_request_duration_seconds_count{mount="kv/",operation="read"}`:            2,
+		`vaultplugin_request_duration_seconds_bucket{le="+Inf",mount="kv/",operation="read"}`: 2,
+		`vaultplugin_request_duration_seconds_bucket{le="30",mount="kv/",operation="read"}`:   2,
+		`vaultplugin_database_calls_total{method="Initialize"}`:                               1,
+		`vaultplugin_database_call_errors_total{method="Initialize"}`:                         1,
+		`vaultplugin_database_call_duration_seconds_count{method="Initialize"}`:               1,
+		"vaultplugin_mounts": 1,
+	})
+	for _, le := range latencyBuckets {
+		k := promtext.Key("vaultplugin_request_duration_seconds_bucket", "le", fmt.Sprint(le), "mount", "kv/", "operation", "read")
+		if _, ok := e.Samples[k]; !ok {
+			t.Errorf("no %s", k)
+		}
+	}
+	for name, typ := range map[string]string{
+		"vaultplugin_requests_total":                 "counter",
+		"vaultplugin_request_errors_total":           "counter",
+		"vaultplugin_request_duration_seconds":       "histogram",
+		"vaultplugin_requests_in_flight":             "gauge",
+		"vaultplugin_mounts":                         "gauge",
+		"vaultplugin_plugin_info":                    "gauge",
+		"vaultplugin_database_calls_total":           "counter",
+		"vaultplugin_database_call_errors_total":     "counter",
+		"vaultplugin_database_call_duration_seconds": "histogram",
+		"vaultplugin_database_connections":           "gauge",
+	} {
+		if f := e.Families[name]; f == nil || f.Type != typ || f.Help == "" {
+			t.Errorf("%s: family %+v, want TYPE %s and a HELP text", name, f, typ)
+		}
+	}
+	for _, k := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "go_gc_duration_seconds_count", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"} {
+		if _, ok := e.Samples[k]; !ok {
+			t.Errorf("no %s", k)
+		}
+	}
+	if strings.Contains(body, "metrics_push") || strings.Contains(body, "vm_push") {
+		t.Errorf("push client metrics in the output:\n%s", body)
+	}
+}
+
+// A mount point or plugin version with a quote, a backslash, a newline or
+// invalid UTF-8 is escaped, not written raw: the scrape stays valid and
+// the value reads back.
+func TestLabelEscaping(t *testing.T) {
+	r := New(`my"plugin`, "v1\\2\n")
+	b := r.Backend(okBackend{})
+	weird := []string{`a"b/`, `c\d/`, "e\nf/", `g\"h/`, `}{,=" `, "i\xffj/"}
+	for _, m := range weird {
+		request(b, logical.ReadOperation, m, "x")
+	}
+	request(b, logical.Operation(`op"\`), "kv/", "x")
+	e, _ := scrape(t, r)
+	want(t, e, map[string]float64{
+		promtext.Key("vaultplugin_plugin_info", "name", `my"plugin`, "version", "v1\\2\n"):    1,
+		promtext.Key("vaultplugin_requests_total", "mount", "kv/", "operation", `op"\`):       1,
+		promtext.Key("vaultplugin_requests_total", "mount", "i\uFFFDj/", "operation", "read"): 1,
+	})
+	for _, m := range weird[:5] {
+		want(t, e, map[string]float64{
+			promtext.Key("vaultplugin_requests_total", "mount", m, "operation", "read"):                 1,
+			promtext.Key("vaultplugin_request_duration_seconds_count", "mount", m, "operation", "read"): 1,
+		})
+	}
+}
+
+// Past maxSeries pairs, new pairs share one overflow series; the pairs
+// already seen keep theirs.
+func TestCardinalityBound(t *testing.T) {
+	r := New("p", "v1.0.0")
+	b := r.Backend(okBackend{})
+	for i := range maxSeries + 10 {
+		request(b, logical.ReadOperation, fmt.Sprintf("m%d/", i), "x")
+	}
+	request(b, logical.ReadOperation, "m0/", "x")
+	request(b, logical.ListOperation, "m0/", "x") // a new pair of a known mount: over the bound too
+	e, _ := scrape(t, r)
+	n := 0
+	for k := range e.Samples {
+		if strings.HasPrefix(k, "vaultplugin_requests_total{") {
+			n++
+		}
+	}
+	if n != maxSeries+1 {
+		t.Errorf("%d request series, want %d and the overflow one", n, maxSeries)
+	}
+	want(t, e, map[string]float64{
+		`vaultplugin_requests_total{mount="m0/",operation="read"}`:            2,
+		`vaultplugin_requests_total{mount="_other",operation="_other"}`:       11,
+		`vaultplugin_request_errors_total{mount="_other",operation="_other"}`: 0,
+	})
+	if got := len(*r.series.Load()); got != maxSeries {
+		t.Errorf("the cache holds %d pairs, want %d", got, maxSeries)
+	}
+}
+
+// The library's global ExposeMetadata adds HELP and TYPE lines of its own;
+// the scrape must not have two for a family.
+func TestExposeMetadataElsewhere(t *testing.T) {
+	vm.ExposeMetadata(true)
+	defer vm.ExposeMetadata(false)
+	r := New("p", "v1.0.0")
+	request(r.Backend(okBackend{}), logical.ReadOperation, "kv/", "x")
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	// Only up to the runtime metrics: with the switch on, the library
+	// types its runtime histograms (go_sched_latencies_seconds) but writes
+	// no _count or _sum for them, which the strict parser refuses.
+	ours, _, _ := strings.Cut(rec.Body.String(), "# HELP go_")
+	e, err := promtext.Parse(ours)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, ours)
+	}
+	if f := e.Families["vaultplugin_requests_total"]; f == nil || f.Help == "" {
+		t.Errorf("requests family: %+v", f)
+	}
+}
+
+// The hot path allocates nothing once its pair is cached.
+func TestRequestAllocs(t *testing.T) {
+	r := New("p", "v1.0.0")
+	b := r.Backend(okBackend{})
+	req := &logical.Request{Operation: logical.ReadOperation, MountPoint: "kv/"}
+	ctx := context.Background()
+	_, _ = b.HandleRequest(ctx, req)
+	if n := testing.AllocsPerRun(1000, func() { _, _ = b.HandleRequest(ctx, req) }); n != 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+	db := r.Database(okDB{})
+	_, _ = db.NewUser(ctx, dbplugin.NewUserRequest{})
+	if n := testing.AllocsPerRun(1000, func() { _, _ = db.NewUser(ctx, dbplugin.NewUserRequest{}) }); n != 0 {
+		t.Errorf("%v allocations per database call", n)
+	}
+}
+
+// Requests, new pairs and scrapes at once (run with -race).
+func TestConcurrent(t *testing.T) {
+	r := New("p", "v1.0.0")
+	b := r.Backend(okBackend{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				request(b, logical.ReadOperation, fmt.Sprintf("m%d/", (g*200+i)%50), "x")
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			rec := httptest.NewRecorder()
+			r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			_, _ = io.Copy(io.Discard, rec.Body)
+		}
+	})
+	wg.Wait()
+	e, _ := scrape(t, r)
+	total := 0.0
+	for i := range 50 {
+		total += e.Samples[fmt.Sprintf(`vaultplugin_requests_total{mount="m%d/",operation="read"}`, i)]
+	}
+	if total != 1600 {
+		t.Errorf("%v requests counted, want 1600", total)
+	}
+}
 
 type panicky struct{ logical.Backend }
 
@@ -28,19 +270,23 @@ func TestBackendPanicCounted(t *testing.T) {
 				t.Error("the panic was swallowed")
 			}
 		}()
-		_, _ = b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, MountPoint: "m/"})
+		request(b, logical.ReadOperation, "m/", "x")
 	}()
-	if got := testutil.ToFloat64(r.errors.WithLabelValues("read", "m/")); got != 1 {
-		t.Errorf("errors = %v, want 1", got)
-	}
-	if got := r.inflight.Load(); got != 0 {
-		t.Errorf("in flight = %d after the panic", got)
-	}
+	e, _ := scrape(t, r)
+	want(t, e, map[string]float64{
+		`vaultplugin_request_errors_total{mount="m/",operation="read"}`: 1,
+		"vaultplugin_requests_in_flight":                                0,
+	})
 	b.Cleanup(context.Background())
 	b.Cleanup(context.Background())
-	if got := testutil.ToFloat64(r.mounts); got != 0 {
-		t.Errorf("mounts = %v after two Cleanups, want 0", got)
-	}
+	e, _ = scrape(t, r)
+	want(t, e, map[string]float64{"vaultplugin_mounts": 0})
+}
+
+type okDB struct{ dbplugin.Database }
+
+func (okDB) NewUser(context.Context, dbplugin.NewUserRequest) (dbplugin.NewUserResponse, error) {
+	return dbplugin.NewUserResponse{}, nil
 }
 
 type failingDB struct{ dbplugin.Database }
@@ -65,16 +311,39 @@ func TestDatabaseErrors(t *testing.T) {
 		defer func() { _ = recover() }()
 		_, _ = db.DeleteUser(context.Background(), dbplugin.DeleteUserRequest{})
 	}()
-	for method, want := range map[string]float64{"Initialize": 1, "DeleteUser": 1} {
-		if got := testutil.ToFloat64(r.dbErrors.WithLabelValues(method)); got != want {
-			t.Errorf("%s errors = %v, want %v", method, got, want)
+	e, _ := scrape(t, r)
+	want(t, e, map[string]float64{
+		`vaultplugin_database_call_errors_total{method="Initialize"}`: 1,
+		`vaultplugin_database_call_errors_total{method="DeleteUser"}`: 1,
+		`vaultplugin_database_calls_total{method="DeleteUser"}`:       1,
+		"vaultplugin_database_connections":                            0,
+		"vaultplugin_requests_in_flight":                              0,
+	})
+	_ = db.Close()
+	e, _ = scrape(t, r)
+	want(t, e, map[string]float64{"vaultplugin_database_connections": 0})
+}
+
+func TestDatabaseConnections(t *testing.T) {
+	r := New("p", "v1.0.0")
+	db := r.Database(okInitDB{})
+	for range 2 {
+		if _, err := db.Initialize(context.Background(), dbplugin.InitializeRequest{}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if got := testutil.ToFloat64(r.dbConns); got != 0 {
-		t.Errorf("connections = %v after a failed Initialize", got)
-	}
+	e, _ := scrape(t, r)
+	want(t, e, map[string]float64{"vaultplugin_database_connections": 1})
 	_ = db.Close()
-	if got := testutil.ToFloat64(r.dbConns); got != 0 {
-		t.Errorf("connections = %v after Close of an uninitialized instance", got)
-	}
+	_ = db.Close()
+	e, _ = scrape(t, r)
+	want(t, e, map[string]float64{"vaultplugin_database_connections": 0})
 }
+
+type okInitDB struct{ dbplugin.Database }
+
+func (okInitDB) Initialize(context.Context, dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
+	return dbplugin.InitializeResponse{}, nil
+}
+
+func (okInitDB) Close() error { return nil }
