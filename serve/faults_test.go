@@ -475,3 +475,29 @@ func TestBackendMethodPanics(t *testing.T) {
 		t.Errorf("read back %v after the panics", got)
 	}
 }
+
+// TestPeriodicFuncPanic: Vault runs a backend's periodic function through a
+// rollback request, so the request wrapper recovers its panic too; the
+// mount and the process keep serving.
+func TestPeriodicFuncPanic(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	p := servetest.Start(t, bin)
+	ctx := context.Background()
+	m, err := p.Mount(ctx, map[string]string{"fault": "periodic-panic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.HandleRequest(ctx, &logical.Request{Operation: logical.RollbackOperation, Path: "", Storage: m.Storage})
+	if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's backend panicked handling rollback") {
+		t.Fatalf("the rollback request: %v", err)
+	}
+	r := waitRecord(t, p, "error", "backend panicked handling a request")
+	if r.Fields["panic"] != "PeriodicFunc was told to panic" {
+		t.Errorf("record fields = %v", r.Fields)
+	}
+	noRawPanic(t, p)
+	if p.Exited() {
+		t.Fatal("the process exited")
+	}
+	read(t, m, "info")
+}

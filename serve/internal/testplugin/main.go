@@ -118,6 +118,15 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 				},
 			},
 		},
+		// Vault's rollback manager calls PeriodicFunc through a request
+		// (RollbackOperation) about once a minute; a mount configured with
+		// fault=periodic-panic panics there.
+		PeriodicFunc: func(context.Context, *logical.Request) error {
+			if conf.Config["fault"] == "periodic-panic" {
+				panic("PeriodicFunc was told to panic")
+			}
+			return nil
+		},
 		// A mount configured with fault=initialize-panic or
 		// fault=cleanup-panic panics there; invalidating the key "panic"
 		// panics on any mount.
