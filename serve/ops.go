@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -137,18 +135,8 @@ func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop str
 	// The host may give up or be killed meanwhile: stop as run would.
 	// Listening before the record is out means that a SIGTERM sent after
 	// reading it is always handled.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sigCh := make(chan os.Signal, 1)
-	signal.Notify(sigCh, syscall.SIGTERM)
-	defer signal.Stop(sigCh)
-	// As run does: a Ctrl-C in the host's terminal reaches the whole
-	// process group and must not kill a plugin that is waiting. Nothing
-	// reads the channel: the signal is dropped.
-	intCh := make(chan os.Signal, 1)
-	signal.Notify(intCh, os.Interrupt)
-	defer signal.Stop(intCh)
-	hostGone := watchParent(ctx, os.Getppid())
+	stopRequested, release := listenForStop()
+	defer release()
 
 	pid := os.Getpid()
 	fields := []any{"pid", pid, "command", fmt.Sprintf("dlv attach %d", pid), "wait", d.String()}
@@ -169,10 +157,8 @@ func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop str
 		select {
 		case <-ctx.Done():
 			return "context done"
-		case s := <-sigCh:
-			return "received " + s.String()
-		case <-hostGone:
-			return "host process exited"
+		case why := <-stopRequested:
+			return why
 		case <-deadline.C:
 			c.logger.Info("no debugger attached within the wait; serving", "waited", time.Since(start).Round(time.Millisecond).String())
 			return ""

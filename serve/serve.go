@@ -9,12 +9,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -250,24 +248,15 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 	}
 
 	// Stop serving when asked: SIGTERM from a supervisor, the host gone,
-	// or the caller's context. go-plugin itself swallows SIGINT (the
-	// host's terminal sends it to the whole process group) and leaves
-	// SIGTERM to the Go runtime, which would kill the process without
-	// calling any backend's Cleanup.
+	// or the caller's context. go-plugin leaves SIGTERM to the Go
+	// runtime, which would kill the process without calling any
+	// backend's Cleanup.
 	stopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sigCh := make(chan os.Signal, 1)
-	signal.Notify(sigCh, syscall.SIGTERM)
-	defer signal.Stop(sigCh)
-	// go-plugin starts swallowing SIGINT only after it printed the
-	// handshake; catching it from here on closes that window, in which a
-	// Ctrl-C in the host's terminal would kill the plugin. Nothing reads
-	// the channel: the signal is dropped.
-	intCh := make(chan os.Signal, 1)
-	signal.Notify(intCh, os.Interrupt)
-	defer signal.Stop(intCh)
+	stopRequested, release := listenForStop()
+	defer release()
 	stopped := make(chan struct{})
-	stopRequested := false // written before stopped is closed, read after
+	stopping := false // written before stopped is closed, read after
 	go func() {
 		defer close(stopped)
 		var why string
@@ -277,13 +266,10 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 				return // serving ended on its own
 			}
 			why = "context done"
-		case s := <-sigCh:
-			why = "received " + s.String()
-		case <-watchParent(stopCtx, os.Getppid()):
-			why = "host process exited"
+		case why = <-stopRequested:
 		}
 		c.logger.Info("stopping", "reason", why)
-		stopRequested = true
+		stopping = true
 		stopInstances(c.shutdownTimeout)
 		srvMu.Lock()
 		s := srv
@@ -313,7 +299,7 @@ func (c *config) run(ctx context.Context, k kind, host compat.Host, plan compat.
 		// the gRPC server's Serve, which then fails with ErrServerStopped:
 		// that is our own stop, not a failure (TestSIGTERM/exit_0 saw
 		// exit 1 about once in six runs under -race).
-		if stopRequested && errors.Is(err, grpc.ErrServerStopped) {
+		if stopping && errors.Is(err, grpc.ErrServerStopped) {
 			return nil
 		}
 		return c.fail(host, err, hint)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -148,6 +150,37 @@ func unwrapAddr(token string) (string, error) {
 		return "", fmt.Errorf("its addr claim %q is not a URL", claims.Addr)
 	}
 	return claims.Addr, nil
+}
+
+// listenForStop listens, until release is called, for what asks the
+// plugin to stop from outside: SIGTERM from a supervisor, and its host's
+// death. The channel then yields why, once. It also catches SIGINT and
+// drops it: a Ctrl-C in the host's terminal reaches the whole process
+// group, and go-plugin starts ignoring SIGINT only after it has printed the
+// handshake, so without this a Ctrl-C in that window (or while the plugin
+// waits for a debugger) would kill the plugin.
+func listenForStop() (reasons <-chan string, release func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	interrupt := make(chan os.Signal, 1) // never read: the signal is dropped
+	signal.Notify(interrupt, os.Interrupt)
+	hostGone := watchParent(ctx, os.Getppid())
+	why := make(chan string, 1)
+	go func() {
+		select {
+		case s := <-term:
+			why <- "received " + s.String()
+		case <-hostGone:
+			why <- "host process exited"
+		case <-ctx.Done():
+		}
+	}()
+	return why, func() {
+		cancel()
+		signal.Stop(term)
+		signal.Stop(interrupt)
+	}
 }
 
 // parentPollInterval is how often the plugin checks that its host still
