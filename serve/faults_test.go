@@ -74,11 +74,8 @@ func TestFactoryPanic(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	good, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.Mount(ctx, map[string]string{"fault": "factory-panic"})
+	good := mount(t, p, nil)
+	_, err := p.Mount(ctx, map[string]string{"fault": "factory-panic"})
 	if err == nil || !strings.Contains(err.Error(), "backend factory panicked: the factory was told to panic") {
 		t.Fatalf("Mount with a panicking factory: %v", err)
 	}
@@ -109,14 +106,8 @@ func TestRequestPanic(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	a, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mount(t, p, nil)
+	b := mount(t, p, nil)
 	write(t, b, "kv/k", map[string]any{"value": "in b"})
 
 	for range 3 {
@@ -429,13 +420,10 @@ func TestBackendMethodPanics(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	ok, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ok := mount(t, p, nil)
 	write(t, ok, "kv/k", map[string]any{"value": "kept"})
 
-	_, _, err = ok.HandleExistenceCheck(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "panic-exists", Storage: ok.Storage})
+	_, _, err := ok.HandleExistenceCheck(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "panic-exists", Storage: ok.Storage})
 	if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's backend panicked in HandleExistenceCheck") {
 		t.Errorf("existence check: %v", err)
 	}
@@ -443,10 +431,7 @@ func TestBackendMethodPanics(t *testing.T) {
 		t.Errorf("mount whose Initialize panics: %v", err)
 	}
 	ok.InvalidateKey(ctx, "panic")
-	bad, err := p.Mount(ctx, map[string]string{"fault": "cleanup-panic"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := mount(t, p, map[string]string{"fault": "cleanup-panic"})
 	bad.Cleanup(ctx)
 
 	for _, method := range []string{"HandleExistenceCheck", "Initialize", "InvalidateKey", "Cleanup"} {
@@ -483,11 +468,8 @@ func TestPeriodicFuncPanic(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	m, err := p.Mount(ctx, map[string]string{"fault": "periodic-panic"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = m.HandleRequest(ctx, &logical.Request{Operation: logical.RollbackOperation, Path: "", Storage: m.Storage})
+	m := mount(t, p, map[string]string{"fault": "periodic-panic"})
+	_, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.RollbackOperation, Path: "", Storage: m.Storage})
 	if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's backend panicked handling rollback") {
 		t.Fatalf("the rollback request: %v", err)
 	}

@@ -37,10 +37,7 @@ func TestLoad(t *testing.T) {
 	ctx := context.Background()
 	ms := make([]*servetest.Mount, mounts)
 	for i := range ms {
-		m, err := p.Mount(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := mount(t, p, nil)
 		ms[i] = m
 		read(t, m, "info") // every connection warm before counting
 	}

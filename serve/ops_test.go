@@ -117,14 +117,8 @@ func TestMetricsAndProfiles(t *testing.T) {
 	if before["vaultplugin_mounts"] != 0 || before[`vaultplugin_plugin_info{name="testplugin",version="v1.2.3"}`] != 1 {
 		t.Errorf("before any mount: mounts %v, info %v", before["vaultplugin_mounts"], before[`vaultplugin_plugin_info{name="testplugin",version="v1.2.3"}`])
 	}
-	a, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mount(t, p, nil)
+	b := mount(t, p, nil)
 	for _, err := range []error{
 		mountRequest(a, "a/", logical.UpdateOperation, "kv/k", map[string]any{"value": "v"}),
 		mountRequest(a, "a/", logical.ReadOperation, "kv/k", nil),

@@ -286,14 +286,8 @@ func TestServeMultiplexed(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=version"))
 	ctx := context.Background()
-	a, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mount(t, p, nil)
+	b := mount(t, p, nil)
 	write(t, a, "kv/k", map[string]any{"value": "in a"})
 	if got := read(t, a, "kv/k")["value"]; got != "in a" {
 		t.Errorf("a: kv/k = %v", got)
@@ -319,10 +313,7 @@ func TestWithoutMultiplexing(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=nomux"))
 	ctx := context.Background()
-	a, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mount(t, p, nil)
 	write(t, a, "kv/k", map[string]any{"value": "v"})
 	if _, err := p.Mount(ctx, nil); err == nil {
 		t.Fatal("a second mount on a plugin served WithoutMultiplexing must fail")
@@ -517,4 +508,14 @@ func TestSkipVerifyEnvWarns(t *testing.T) {
 		}
 	}
 	t.Errorf("no warning about VAULT_SKIP_VERIFY; logs: %v", p.Logs())
+}
+
+// mount sets up one more mount of p with config, failing t if it cannot.
+func mount(t *testing.T, p *servetest.Plugin, config map[string]string) *servetest.Mount {
+	t.Helper()
+	m, err := p.Mount(context.Background(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
