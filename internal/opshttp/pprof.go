@@ -2,6 +2,7 @@ package opshttp
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"runtime/pprof"
@@ -52,34 +53,30 @@ func namedProfile(w http.ResponseWriter, r *http.Request) {
 // cpuProfile profiles the CPU for ?seconds (30 by default), or until the
 // client goes away or the endpoint closes.
 func cpuProfile(w http.ResponseWriter, r *http.Request) {
-	d, ok := seconds(w, r, 30)
-	if !ok {
-		return
-	}
-	setContentType(w, "profile", false)
-	if err := pprof.StartCPUProfile(w); err != nil {
-		w.Header().Del("Content-Disposition")
-		http.Error(w, "cannot start a CPU profile: "+err.Error(), http.StatusConflict)
-		return
-	}
-	wait(r, d)
-	pprof.StopCPUProfile()
+	record(w, r, 30, "profile", "a CPU profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 // executionTrace records an execution trace for ?seconds (1 by default).
 func executionTrace(w http.ResponseWriter, r *http.Request) {
-	d, ok := seconds(w, r, 1)
+	record(w, r, 1, "trace", "a trace", trace.Start, trace.Stop)
+}
+
+// record streams what start writes to w for ?seconds (def by default), or
+// until the client goes away, then stops. The runtime allows one of each
+// at a time: a second request is refused with a conflict.
+func record(w http.ResponseWriter, r *http.Request, def int, name, what string, start func(io.Writer) error, stop func()) {
+	d, ok := seconds(w, r, def)
 	if !ok {
 		return
 	}
-	setContentType(w, "trace", false)
-	if err := trace.Start(w); err != nil {
+	setContentType(w, name, false)
+	if err := start(w); err != nil {
 		w.Header().Del("Content-Disposition")
-		http.Error(w, "cannot start a trace: "+err.Error(), http.StatusConflict)
+		http.Error(w, "cannot start "+what+": "+err.Error(), http.StatusConflict)
 		return
 	}
 	wait(r, d)
-	trace.Stop()
+	stop()
 }
 
 func seconds(w http.ResponseWriter, r *http.Request, def int) (time.Duration, bool) {
