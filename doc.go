@@ -10,16 +10,23 @@
 //
 //	func main() { serve.Run(backend.Factory) }
 //
-// A database plugin's main is serve.RunDatabase(mydb.New), with the SDK's
-// own dbplugin.Factory.
+// A database plugin's main is dbserve.Run(mydb.New), with the SDK's own
+// dbplugin.Factory.
 //
 // The packages:
 //
-//   - serve: Run and Serve, the options, the command line a person sees.
+//   - serve: Run and Serve for secrets engines and auth methods, the
+//     options, the command line a person sees.
+//   - dbserve: the same for database plugins, in a package of its own so
+//     that neither kind of binary links the other's SDK.
 //   - serve/servetest: starts a plugin binary exactly as Vault does, for go test.
-//   - compat: what the host told the plugin through its environment, and
-//     how to serve on that host.
+//   - compat: what the host told the plugin through its environment: Vault
+//     or OpenBao, and which version.
 //   - logging: the plugin's logger, JSON on the stderr Vault reads.
+//
+// The module requires Go 1.25.7, github.com/hashicorp/vault/sdk v0.25.1,
+// github.com/hashicorp/vault/api v1.22.0 and github.com/hashicorp/go-plugin
+// v1.8.0 or newer; README.md says why these.
 //
 // # Exit codes
 //
@@ -29,7 +36,8 @@
 //
 // # Environment
 //
-// Operators set these with `vault plugin register -env NAME=VALUE`. The
+// This is the one reference for the variables; -help prints a line for
+// each. Operators set these with `vault plugin register -env NAME=VALUE`. The
 // debugger wait and the endpoint are off when unset and then cost nothing;
 // a malformed value of either is a startup failure (exit 1) naming the
 // variable, while a malformed log level is logged as a warning and ignored.

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -81,6 +82,22 @@ func run(rounds, requests, mounts int) error {
 		res[n]["exec to handshake, median (ms)"] = median(v)
 	}
 
+	// Exec to the handshake line alone, without TLS (metadata mode): the
+	// process's start-up cost, which is what serve.Run adds to.
+	lines := map[string][]float64{}
+	for i := 0; i < 2*rounds; i++ {
+		for _, s := range subjects {
+			ms, err := execToHandshake(s.bin)
+			if err != nil {
+				return err
+			}
+			lines[s.name] = append(lines[s.name], ms)
+		}
+	}
+	for n, v := range lines {
+		res[n]["exec to handshake line, no TLS, median (ms)"] = median(v)
+	}
+
 	// Round trips and throughput through the gRPC boundary, then RSS.
 	type live struct {
 		p *servetest.Plugin
@@ -93,7 +110,7 @@ func run(rounds, requests, mounts int) error {
 			return err
 		}
 		defer p.Close()
-		m, err := p.Mount(ctx, nil)
+		m, err := p.NewMount(ctx, nil)
 		if err != nil {
 			return err
 		}
@@ -130,7 +147,7 @@ func run(rounds, requests, mounts int) error {
 			return err
 		}
 		for i := 0; i < mounts; i++ {
-			if _, err := p.Mount(ctx, nil); err != nil {
+			if _, err := p.NewMount(ctx, nil); err != nil {
 				return err
 			}
 		}
@@ -145,7 +162,7 @@ func run(rounds, requests, mounts int) error {
 				return err
 			}
 			ps = append(ps, p)
-			if _, err := p.Mount(ctx, nil); err != nil {
+			if _, err := p.NewMount(ctx, nil); err != nil {
 				return err
 			}
 		}
@@ -158,6 +175,35 @@ func run(rounds, requests, mounts int) error {
 
 	print(res)
 	return nil
+}
+
+// execToHandshake starts bin as a host in metadata mode would (the
+// cookie, no TLS) and returns the time until it printed its handshake
+// line, then kills it.
+func execToHandshake(bin string) (float64, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = []string{
+		"VAULT_BACKEND_PLUGIN=6669da05-b1c8-4f49-97d9-c8e5bed98e20",
+		"VAULT_PLUGIN_METADATA_MODE=true",
+		"VAULT_PLUGIN_AUTOMTLS_ENABLED=false",
+		"PLUGIN_PROTOCOL_VERSIONS=4,5",
+		"TMPDIR=" + os.TempDir(),
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	took := time.Since(start)
+	if err != nil || strings.Count(line, "|") < 4 {
+		return 0, fmt.Errorf("%s: no handshake line (%q): %v", bin, line, err)
+	}
+	return float64(took.Microseconds()) / 1000, nil
 }
 
 func roundTrips(ctx context.Context, m *servetest.Mount, n int) (float64, error) {

@@ -1,18 +1,14 @@
 // Package compat reads what the host process (Vault or OpenBao) told a plugin
-// through its environment, and decides how the plugin should be served on that
-// host.
+// through its environment: which host started it, its version, and how it
+// wants the plugin served.
 //
 //	host := compat.FromEnv(os.LookupEnv)
-//	for _, p := range host.Problems {
-//		logger.Warn("ignoring malformed host setting", "error", p)
-//	}
-//	plan := host.Plan(compat.Backend, true)
-//	if plan.TLSProvider { /* unwrap the server certificate */ }
+//	logger.Info("started", "host", host) // "Vault 1.21.0", "OpenBao 2.6.2"
+//	if host.OpenBao { /* an OpenBao-only feature */ }
 //
 // Nothing here fails: a malformed value is recorded in [Host.Problems] and
-// the decision that depends on it falls back to what the rest of the
-// environment shows, so a plugin still starts on a host that sets an odd
-// value.
+// the field that depends on it keeps its zero value, so a plugin still
+// starts on a host that sets an odd value.
 package compat
 
 import (
@@ -45,6 +41,8 @@ const (
 	EnvProtocolVersions = "PLUGIN_PROTOCOL_VERSIONS"
 	// EnvClientCert is go-plugin's AutoMTLS client certificate (PEM).
 	EnvClientCert = "PLUGIN_CLIENT_CERT"
+	// EnvOpenBaoVersion carries OpenBao's version; only OpenBao sets it.
+	EnvOpenBaoVersion = "BAO_VERSION"
 )
 
 // Cookie values of the two go-plugin handshakes. They are not secrets: go-plugin
@@ -64,7 +62,9 @@ const (
 	Database
 )
 
-// String returns the kind's name as the vault CLI spells the plugin type.
+// String returns "backend" or "database", the names log records use. (The
+// vault CLI's plugin types are "secret", "auth" and "database": a backend
+// plugin is one of the first two, which only its factory knows.)
 func (k Kind) String() string {
 	switch k {
 	case Backend:
@@ -89,8 +89,12 @@ type Host struct {
 	// Cookie names the handshake cookie that was set with its right value
 	// ("" when none was: the binary was not started by a host).
 	Cookie string
-	// VaultVersion is the host's version, nil when unset or malformed.
-	VaultVersion *version.Version
+	// Version is the host's own version, nil when unset or malformed:
+	// Vault's (VAULT_VERSION), or OpenBao's (BAO_VERSION), which numbers
+	// its releases from 2.0 and is not comparable with Vault's. OpenBao
+	// also sets VAULT_VERSION to its own version, so compare versions only
+	// after checking OpenBao.
+	Version *version.Version
 	// AutoMTLS, MetadataMode and Mlock are the host's boolean settings.
 	AutoMTLS, MetadataMode, Mlock bool
 	// AutoMTLSSet reports whether EnvAutoMTLS held a valid boolean.
@@ -101,7 +105,8 @@ type Host struct {
 	ClientCert bool
 	// ProtocolVersions are the go-plugin protocol versions the host offered.
 	ProtocolVersions []int
-	// OpenBao reports whether the host set OpenBao's BAO_* names alongside Vault's.
+	// OpenBao reports whether the host is OpenBao, which sets its BAO_*
+	// names alongside Vault's.
 	OpenBao bool
 	// Problems lists the malformed values found, each naming its variable.
 	// They never stop the plugin; each decision that needs one falls back
@@ -122,15 +127,20 @@ func FromEnv(lookup LookupFunc) Host {
 			break
 		}
 	}
-	if v, ok := lookup(EnvVaultVersion); ok && v != "" {
+	versionKey := EnvVaultVersion
+	if _, ok := lookup(EnvOpenBaoVersion); ok {
+		h.OpenBao = true
+		versionKey = EnvOpenBaoVersion
+	}
+	if v, ok := lookup(versionKey); ok && v != "" {
 		// Vault sends its own version string, e.g. "1.21.0" or
-		// "1.21.0+ent"; OpenBao sends "2.1.0". Anything go-version
+		// "1.21.0+ent"; OpenBao sends "2.6.2". Anything go-version
 		// cannot parse is reported and treated as unknown.
 		ver, err := version.NewVersion(strings.TrimSpace(v))
 		if err != nil {
-			h.Problems = append(h.Problems, fmt.Errorf("%s=%q is not a version: %w", EnvVaultVersion, v, err))
+			h.Problems = append(h.Problems, fmt.Errorf("%s=%q is not a version: %w", versionKey, v, err))
 		} else {
-			h.VaultVersion = ver
+			h.Version = ver
 		}
 	}
 	h.AutoMTLS, h.AutoMTLSSet = h.boolEnv(lookup, EnvAutoMTLS)
@@ -152,10 +162,24 @@ func FromEnv(lookup LookupFunc) Host {
 			h.ProtocolVersions = append(h.ProtocolVersions, n)
 		}
 	}
-	if _, ok := lookup("BAO_VERSION"); ok {
-		h.OpenBao = true
-	}
 	return h
+}
+
+// String names the host and its version as a person would: "Vault
+// 1.21.0", "OpenBao 2.6.2", "Vault (version unknown)", or "no host" when
+// no handshake cookie was set.
+func (h Host) String() string {
+	if h.Cookie == "" {
+		return "no host"
+	}
+	name := "Vault"
+	if h.OpenBao {
+		name = "OpenBao"
+	}
+	if h.Version == nil {
+		return name + " (version unknown)"
+	}
+	return name + " " + h.Version.String()
 }
 
 // boolEnv parses a boolean the host set. Vault writes "true" or "false"
@@ -179,107 +203,4 @@ func (h *Host) boolEnv(lookup LookupFunc, key string) (value, valid bool) {
 func (h Host) Started(k Kind) bool {
 	key, _ := k.Cookie()
 	return h.Cookie == key
-}
-
-// Feature is a capability a host may or may not have.
-type Feature int
-
-const (
-	// FeatureAutoMTLS is go-plugin's automatic mutual TLS.
-	FeatureAutoMTLS Feature = iota
-	// FeatureMultiplexing is one plugin process serving several mounts.
-	FeatureMultiplexing
-	// FeaturePluginVersions is the catalog's -version and a plugin reporting its own.
-	FeaturePluginVersions
-)
-
-// String returns the feature's name.
-func (f Feature) String() string {
-	switch f {
-	case FeatureAutoMTLS:
-		return "AutoMTLS"
-	case FeatureMultiplexing:
-		return "multiplexing"
-	case FeaturePluginVersions:
-		return "plugin versions"
-	}
-	return fmt.Sprintf("Feature(%d)", int(f))
-}
-
-// since is the first Vault release that has a feature, by plugin kind.
-// Sources: Vault's CHANGELOG.md and docs (plugins/plugin-architecture,
-// plugins/plugin-development#multiplexing):
-//   - AutoMTLS: database plugins since 1.6 (builtinplugins moved to
-//     dbplugin v5 with AutoMTLS); secrets and auth since 1.12, when the
-//     catalog started them on protocol 5.
-//   - Multiplexing: database plugins since 1.10 (SDK v0.4.0); secrets and
-//     auth since 1.12 (SDK v0.5.4).
-//   - Plugin versions: since 1.12 (`vault plugin register -version`).
-var since = map[Feature][2]*version.Version{
-	FeatureAutoMTLS:       {version.Must(version.NewVersion("1.12.0")), version.Must(version.NewVersion("1.6.0"))},
-	FeatureMultiplexing:   {version.Must(version.NewVersion("1.12.0")), version.Must(version.NewVersion("1.10.0"))},
-	FeaturePluginVersions: {version.Must(version.NewVersion("1.12.0")), version.Must(version.NewVersion("1.12.0"))},
-}
-
-// Supports reports whether the host has feature f for plugins of kind k.
-// known is false when the host's version is unknown (unset or malformed);
-// supported then says true, because every capability here is negotiated
-// by the host, so offering it to a host that lacks it is harmless.
-func (h Host) Supports(f Feature, k Kind) (supported, known bool) {
-	min, ok := since[f]
-	if !ok || k < Backend || k > Database {
-		return false, true
-	}
-	if h.VaultVersion == nil {
-		return true, false
-	}
-	// OpenBao forked from Vault 1.14 and numbers its releases from 2.0;
-	// every feature here predates the fork.
-	if h.OpenBao {
-		return true, true
-	}
-	return h.VaultVersion.Core().GreaterThanOrEqual(min[k]), true
-}
-
-// Plan is how to serve on this host.
-type Plan struct {
-	// TLSProvider is whether to unwrap a server certificate from the host
-	// (the legacy TLS path) instead of relying on AutoMTLS.
-	TLSProvider bool
-	// Multiplex is whether to offer one process for many mounts.
-	Multiplex bool
-	// Mlock is whether to lock the process's memory before serving.
-	Mlock bool
-	// Reasons explains each decision that was not the default, for the debug log.
-	Reasons []string
-}
-
-// Plan decides how to serve a plugin of kind k on this host; multiplex is
-// the author's choice (false for a backend that keeps process-global state).
-func (h Host) Plan(k Kind, multiplex bool) Plan {
-	p := Plan{Multiplex: multiplex, Mlock: h.Mlock}
-	if multiplex {
-		if ok, known := h.Supports(FeatureMultiplexing, k); known && !ok {
-			// Harmless to offer, but the operator should know why every
-			// mount gets a process of its own.
-			p.Reasons = append(p.Reasons, fmt.Sprintf("host %s predates %s for %s plugins: one process per mount", h.VaultVersion, FeatureMultiplexing, k))
-		}
-	}
-	switch {
-	case k == Database:
-		// dbplugin has no TLS provider: database plugins are AutoMTLS only.
-	case h.MetadataMode:
-		// The SDK's provider returns nil in metadata mode: the host does
-		// not send a token because it only asks for metadata.
-	case h.AutoMTLSSet:
-		p.TLSProvider = !h.AutoMTLS
-	case h.WrapToken:
-		// No valid AutoMTLS setting, but a token: a host on the legacy path.
-		p.TLSProvider = true
-		p.Reasons = append(p.Reasons, "no valid "+EnvAutoMTLS+", but a wrapping token is present: using the legacy TLS path")
-	default:
-		// No setting and no token: go-plugin negotiates AutoMTLS if the
-		// host sent a client certificate, or serves without TLS.
-	}
-	return p
 }

@@ -32,15 +32,14 @@ func TestFromEnvVault121(t *testing.T) {
 	if !h.Started(compat.Backend) || h.Started(compat.Database) {
 		t.Errorf("Started: backend %v database %v", h.Started(compat.Backend), h.Started(compat.Database))
 	}
-	if h.VaultVersion.String() != "1.21.0" || !h.AutoMTLS || h.MetadataMode || h.Mlock || h.WrapToken || !h.ClientCert {
+	if h.Version.String() != "1.21.0" || !h.AutoMTLS || h.MetadataMode || h.Mlock || h.WrapToken || !h.ClientCert {
 		t.Errorf("host = %+v", h)
 	}
 	if fmt.Sprint(h.ProtocolVersions) != "[3 4 5]" {
 		t.Errorf("ProtocolVersions = %v", h.ProtocolVersions)
 	}
-	p := h.Plan(compat.Backend, true)
-	if p.TLSProvider || !p.Multiplex || p.Mlock {
-		t.Errorf("plan = %+v", p)
+	if got := h.String(); got != "Vault 1.21.0" {
+		t.Errorf("String = %q", got)
 	}
 }
 
@@ -65,92 +64,50 @@ func TestMalformedValuesAreReportedNotFatal(t *testing.T) {
 			t.Errorf("no problem names %s: %v", want, h.Problems)
 		}
 	}
-	if h.VaultVersion != nil || h.Mlock {
+	if h.Version != nil || h.Mlock || h.AutoMTLSSet {
 		t.Errorf("malformed values must not be used: %+v", h)
 	}
-	// The token is the evidence of the legacy path when the flag is garbage.
-	if p := h.Plan(compat.Backend, true); !p.TLSProvider || len(p.Reasons) == 0 {
-		t.Errorf("plan = %+v, want the TLS provider with a reason", p)
-	}
-	// Without a token there is nothing to unwrap.
-	h2 := compat.FromEnv(env("VAULT_PLUGIN_AUTOMTLS_ENABLED=yes"))
-	if p := h2.Plan(compat.Backend, true); p.TLSProvider {
-		t.Errorf("plan = %+v, want no TLS provider", p)
-	}
-}
-
-func TestPlanTLS(t *testing.T) {
-	for _, tc := range []struct {
-		env  []string
-		kind compat.Kind
-		want bool
-	}{
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_UNWRAP_TOKEN=t"}, compat.Backend, true},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false"}, compat.Backend, true},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=true", "VAULT_UNWRAP_TOKEN=t"}, compat.Backend, false},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_PLUGIN_METADATA_MODE=true"}, compat.Backend, false},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_UNWRAP_TOKEN=t"}, compat.Database, false},
-		{nil, compat.Backend, false},
-	} {
-		if got := compat.FromEnv(env(tc.env...)).Plan(tc.kind, true).TLSProvider; got != tc.want {
-			t.Errorf("%v %v: TLSProvider = %v, want %v", tc.env, tc.kind, got, tc.want)
-		}
-	}
-}
-
-func TestSupports(t *testing.T) {
-	for _, tc := range []struct {
-		version string
-		f       compat.Feature
-		k       compat.Kind
-		want    bool
-	}{
-		{"1.11.9", compat.FeatureMultiplexing, compat.Backend, false},
-		{"1.12.0", compat.FeatureMultiplexing, compat.Backend, true},
-		{"1.10.0", compat.FeatureMultiplexing, compat.Database, true},
-		{"1.9.3", compat.FeatureMultiplexing, compat.Database, false},
-		{"1.6.0", compat.FeatureAutoMTLS, compat.Database, true},
-		{"1.11.0", compat.FeatureAutoMTLS, compat.Backend, false},
-		{"1.12.0-rc1", compat.FeaturePluginVersions, compat.Backend, true},
-		{"1.21.0+ent", compat.FeaturePluginVersions, compat.Backend, true},
-	} {
-		h := compat.FromEnv(env("VAULT_VERSION=" + tc.version))
-		got, known := h.Supports(tc.f, tc.k)
-		if !known || got != tc.want {
-			t.Errorf("Vault %s %v for %v: got %v (known %v), want %v", tc.version, tc.f, tc.k, got, known, tc.want)
-		}
-	}
-	if got, known := compat.FromEnv(env()).Supports(compat.FeatureMultiplexing, compat.Backend); !got || known {
-		t.Errorf("unknown version: got %v known %v, want offered and unknown", got, known)
-	}
-	h := compat.FromEnv(env("VAULT_VERSION=1.11.0"))
-	if p := h.Plan(compat.Backend, true); len(p.Reasons) != 1 || !strings.Contains(p.Reasons[0], "one process per mount") {
-		t.Errorf("plan on an old host = %+v", p)
+	if got := h.String(); got != "Vault (version unknown)" {
+		t.Errorf("String = %q", got)
 	}
 }
 
 func TestOpenBao(t *testing.T) {
-	h := compat.FromEnv(env("VAULT_VERSION=2.1.0", "BAO_VERSION=2.1.0", "VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue))
-	if !h.OpenBao || !h.Started(compat.Backend) {
+	h := compat.FromEnv(env("VAULT_VERSION=2.6.2", "BAO_VERSION=2.6.2", "VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue))
+	if !h.OpenBao || !h.Started(compat.Backend) || h.Version.String() != "2.6.2" {
 		t.Fatalf("host = %+v", h)
 	}
-	if ok, _ := h.Supports(compat.FeatureMultiplexing, compat.Backend); !ok {
-		t.Error("OpenBao supports multiplexing")
+	if got := h.String(); got != "OpenBao 2.6.2" {
+		t.Errorf("String = %q", got)
+	}
+	// A malformed BAO_VERSION is named as such, not as VAULT_VERSION.
+	h = compat.FromEnv(env("VAULT_VERSION=2.6.2", "BAO_VERSION=next", "VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue))
+	if h.Version != nil || len(h.Problems) != 1 || !strings.HasPrefix(h.Problems[0].Error(), "BAO_VERSION=") {
+		t.Errorf("host = %+v", h)
 	}
 }
 
-func ExampleHost_Plan() {
-	host := compat.FromEnv(env(
-		"VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue,
-		"VAULT_VERSION=1.21.0",
-		"VAULT_PLUGIN_AUTOMTLS_ENABLED=true",
-	))
-	plan := host.Plan(compat.Backend, true)
-	fmt.Println("started by a host:", host.Started(compat.Backend))
-	fmt.Println("unwrap a TLS certificate:", plan.TLSProvider)
-	fmt.Println("multiplex:", plan.Multiplex)
+func TestNoHost(t *testing.T) {
+	h := compat.FromEnv(env("VAULT_VERSION=1.21.0"))
+	if h.Started(compat.Backend) || h.Started(compat.Database) || h.String() != "no host" {
+		t.Errorf("host = %+v (%s)", h, h)
+	}
+}
+
+// A plugin asks which host started it; serve logs the same at startup.
+func ExampleFromEnv() {
+	lookup := func(key string) (string, bool) {
+		v, ok := map[string]string{
+			compat.EnvBackendCookie:  compat.BackendCookieValue,
+			compat.EnvVaultVersion:   "2.6.2",
+			compat.EnvOpenBaoVersion: "2.6.2",
+		}[key]
+		return v, ok
+	}
+	host := compat.FromEnv(lookup) // in a plugin: compat.FromEnv(os.LookupEnv)
+	fmt.Println(host)
+	fmt.Println("started as a backend plugin:", host.Started(compat.Backend))
 	// Output:
-	// started by a host: true
-	// unwrap a TLS certificate: false
-	// multiplex: true
+	// OpenBao 2.6.2
+	// started as a backend plugin: true
 }

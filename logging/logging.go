@@ -2,7 +2,7 @@
 // process's original stderr, which Vault re-logs at their own level under
 // the plugin's name.
 //
-//	logger := logging.New(&logging.Options{Name: "my-plugin"})
+//	logger := logging.New(nil) // no Name: Vault adds the plugin's own
 //	restore := logging.RouteStdLog(logger)
 //	defer restore()
 //	logger.Info("serving", "version", "v1.2.3")

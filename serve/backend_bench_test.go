@@ -2,13 +2,13 @@ package serve
 
 import (
 	"context"
-	"io"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/plugkit/vaultplugin/internal/metrics"
+	"github.com/plugkit/vaultplugin/internal/server"
 )
 
 type nopBackend struct{ logical.Backend }
@@ -28,12 +28,11 @@ func BenchmarkWrapperOverhead(b *testing.B) {
 	req := &logical.Request{Operation: logical.ReadOperation, Path: "kv/k", MountPoint: "secret/"}
 	bare := nopBackend{}
 	wrap := func(withMetrics bool) logical.Backend {
-		c := newConfig(0)
-		c.logger = hclog.NewNullLogger()
+		in := &server.Instances{Logger: hclog.NewNullLogger(), Tracker: server.NewTracker(hclog.NewNullLogger())}
 		if withMetrics {
-			c.metrics = metrics.New("bench", "v1.0.0")
+			in.Metrics = metrics.New("bench", "v1.0.0")
 		}
-		return newTracker(c).wrap(bare)
+		return wrapBackend(in, bare)
 	}
 	var baseline float64
 	for _, v := range []struct {
@@ -82,9 +81,8 @@ func BenchmarkWrapperOverhead(b *testing.B) {
 func BenchmarkOptions(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		c := newConfig(0)
-		c.stderr = io.Discard
-		if err := c.applyOptions([]Option{WithVersion("1.2.3"), WithoutMultiplexing(), WithArgs("-tls-skip-verify")}); err != nil {
+		c := server.NewConfig()
+		if err := server.ApplyOptions(c, []Option{WithVersion("1.2.3"), WithoutMultiplexing(), WithArgs("-tls-skip-verify")}, Option.apply); err != nil {
 			b.Fatal(err)
 		}
 	}

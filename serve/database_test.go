@@ -63,14 +63,7 @@ func TestDatabaseServed(t *testing.T) {
 	bin := servetest.Build(t, testDB)
 	p := servetest.StartDatabase(t, bin)
 	ctx := context.Background()
-	a, err := p.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := p.Connect(t), p.Connect(t)
 	for _, db := range []dbplugin.Database{a, b} {
 		if _, err := db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}}); err != nil {
 			t.Fatal(err)
@@ -80,7 +73,7 @@ func TestDatabaseServed(t *testing.T) {
 		}
 	}
 	// Errors never carry the request's password.
-	_, err = a.NewUser(ctx, dbplugin.NewUserRequest{Password: "Sup3r-S3cret-pw"})
+	_, err := a.NewUser(ctx, dbplugin.NewUserRequest{Password: "Sup3r-S3cret-pw"})
 	if err == nil || strings.Contains(err.Error(), "Sup3r-S3cret-pw") || !strings.Contains(err.Error(), "[redacted]") {
 		t.Errorf("NewUser error = %v", err)
 	}

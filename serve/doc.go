@@ -1,5 +1,5 @@
-// Package serve runs a Vault plugin: the whole main of a secrets engine or
-// auth method is one line.
+// Package serve runs a Vault secrets engine or auth method plugin: its
+// whole main is one line.
 //
 //	func main() { serve.Run(backend.Factory) }
 //
@@ -24,18 +24,36 @@
 // never outlives Vault. SIGINT is ignored, as go-plugin does, because a
 // terminal sends it to Vault's whole process group.
 //
-// Database plugins (dbplugin v5) are served the same way by RunDatabase,
-// which takes the SDK's own dbplugin.Factory:
+// Database plugins are served by package dbserve, which takes the SDK's
+// own dbplugin.Factory, so that a backend plugin's binary links nothing of
+// the database SDK:
 //
-//	func main() { serve.RunDatabase(mydb.New) }
+//	func main() { dbserve.Run(mydb.New) }
 //
-// Operators can ask a running plugin for more through its environment:
-// VAULTPLUGIN_LOG_LEVEL sets the log level, VAULTPLUGIN_DEBUG_WAIT makes it
-// wait for a debugger before serving, and VAULTPLUGIN_HTTP_ADDR serves
-// profiles and Prometheus metrics on a loopback address. The module's
-// package documentation lists their values and bounds.
+// Operators switch on more through the plugin's environment (the log
+// level, a wait for a debugger, a loopback endpoint with profiles and
+// Prometheus metrics); the module's documentation,
+// [github.com/plugkit/vaultplugin], lists the variables, and -help prints
+// them.
 //
-// Serve and ServeDatabase do the same work and return an error instead of
+// # -describe
+//
+// -describe prints one JSON object, for tools and registration scripts.
+// Its fields are stable: fields may be added, but none is removed or
+// changes meaning while "schema" stays 1.
+//
+//	schema          1
+//	name            the binary's name
+//	version         the version reported to Vault ("" when the build has none)
+//	version_source  "WithVersion", "main module", "factory's module" or "none"
+//	type            "secret", "auth", "database", or "" when the factory could not tell in time
+//	sha256          the binary's sha256, as vault plugin register -sha256 wants it
+//	path            the binary's path
+//	sdk_version     the vault/sdk module version linked
+//	go_version      the Go release that built it
+//	multiplexing    whether it offers one process for many mounts
+//
+// Serve does the same work as Run and returns an error instead of
 // exiting, for tests and custom mains; ExitCode maps that error to Run's
 // exit code.
 package serve

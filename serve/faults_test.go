@@ -31,7 +31,7 @@ import (
 
 // waitRecord waits for the plugin's stderr record with message msg at
 // level, which go-plugin may deliver a little after the call that caused it.
-func waitRecord(t *testing.T, p *servetest.Plugin, level, msg string) servetest.LogRecord {
+func waitRecord(t *testing.T, p *servetest.Process, level, msg string) servetest.LogRecord {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
@@ -49,7 +49,7 @@ func waitRecord(t *testing.T, p *servetest.Plugin, level, msg string) servetest.
 
 // noRawPanic fails t if the plugin wrote a plain-text panic dump, which
 // Vault would log at DEBUG only.
-func noRawPanic(t *testing.T, p *servetest.Plugin) {
+func noRawPanic(t *testing.T, p *servetest.Process) {
 	t.Helper()
 	for _, r := range p.Logs() {
 		if r.Fields == nil && (strings.HasPrefix(r.Raw, "panic:") || strings.HasPrefix(r.Raw, "goroutine ")) {
@@ -74,17 +74,17 @@ func TestFactoryPanic(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	good := mount(t, p, nil)
-	_, err := p.Mount(ctx, map[string]string{"fault": "factory-panic"})
+	good := p.Mount(t, nil)
+	_, err := p.NewMount(ctx, map[string]string{"fault": "factory-panic"})
 	if err == nil || !strings.Contains(err.Error(), "backend factory panicked: the factory was told to panic") {
 		t.Fatalf("Mount with a panicking factory: %v", err)
 	}
-	r := waitRecord(t, p, "error", "backend factory panicked")
+	r := waitRecord(t, p.Process, "error", "backend factory panicked")
 	if r.Fields["panic"] != "the factory was told to panic" {
 		t.Errorf("panic field = %v", r.Fields["panic"])
 	}
 	assertStack(t, r, "main.main.func")
-	noRawPanic(t, p)
+	noRawPanic(t, p.Process)
 	if p.Exited() {
 		t.Fatal("the process exited")
 	}
@@ -93,10 +93,7 @@ func TestFactoryPanic(t *testing.T) {
 	if got := read(t, good, "kv/k")["value"]; got != "still here" {
 		t.Errorf("read back %v", got)
 	}
-	later, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatalf("a mount after the panic: %v", err)
-	}
+	later := p.Mount(t, nil)
 	read(t, later, "info")
 }
 
@@ -106,8 +103,8 @@ func TestRequestPanic(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	a := mount(t, p, nil)
-	b := mount(t, p, nil)
+	a := p.Mount(t, nil)
+	b := p.Mount(t, nil)
 	write(t, b, "kv/k", map[string]any{"value": "in b"})
 
 	for range 3 {
@@ -119,12 +116,12 @@ func TestRequestPanic(t *testing.T) {
 			t.Errorf("the panic value reached the API client: %v", err)
 		}
 	}
-	r := waitRecord(t, p, "error", "backend panicked handling a request")
+	r := waitRecord(t, p.Process, "error", "backend panicked handling a request")
 	if r.Fields["panic"] != "the handler was told to panic" || r.Fields["path"] != "panic" {
 		t.Errorf("record fields = %v", r.Fields)
 	}
 	assertStack(t, r, "main.newBackend.func")
-	noRawPanic(t, p)
+	noRawPanic(t, p.Process)
 	if p.Exited() {
 		t.Fatal("the process exited")
 	}
@@ -142,26 +139,19 @@ func TestDatabasePanics(t *testing.T) {
 	ctx := context.Background()
 	t.Run("in a call", func(t *testing.T) {
 		p := servetest.StartDatabase(t, bin)
-		a, err := p.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := p.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		a, b := p.Connect(t), p.Connect(t)
 		for _, db := range []dbplugin.Database{a, b} {
 			if _, err := db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		_, err = a.DeleteUser(ctx, dbplugin.DeleteUserRequest{Username: "panic"})
+		_, err := a.DeleteUser(ctx, dbplugin.DeleteUserRequest{Username: "panic"})
 		if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's database panicked in DeleteUser") {
 			t.Fatalf("DeleteUser: %v", err)
 		}
-		r := waitRecord(t, p, "error", "database panicked handling a request")
+		r := waitRecord(t, p.Process, "error", "database panicked")
 		assertStack(t, r, "main.echoDB.DeleteUser")
-		noRawPanic(t, p)
+		noRawPanic(t, p.Process)
 		for _, db := range []dbplugin.Database{a, b} {
 			if _, err := db.DeleteUser(ctx, dbplugin.DeleteUserRequest{Username: "someone"}); err != nil {
 				t.Errorf("DeleteUser after the panic: %v", err)
@@ -170,17 +160,14 @@ func TestDatabasePanics(t *testing.T) {
 	})
 	t.Run("factory, per connection", func(t *testing.T) {
 		p := servetest.StartDatabase(t, bin, servetest.WithEnv("TESTDB_MODE=panic-later"))
-		db, err := p.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}})
+		db := p.Connect(t)
+		_, err := db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}})
 		if err == nil || !strings.Contains(err.Error(), "database factory panicked: the factory panicked on purpose, after serving started") {
 			t.Fatalf("Initialize: %v", err)
 		}
-		r := waitRecord(t, p, "error", "database factory panicked")
+		r := waitRecord(t, p.Process, "error", "database factory panicked")
 		assertStack(t, r, "main.main.func")
-		noRawPanic(t, p)
+		noRawPanic(t, p.Process)
 		if p.Exited() {
 			t.Fatal("the process exited")
 		}
@@ -223,6 +210,19 @@ func TestUnwrapDeadline(t *testing.T) {
 		check(t, r, tok, "certificate signed by unknown authority")
 		if !strings.Contains(r.stdout, "-ca-cert") {
 			t.Errorf("no hint to pass -ca-cert: %q", r.stdout)
+		}
+	})
+
+	t.Run("unreadable -ca-cert", func(t *testing.T) {
+		srv := quietTLSServer(t, func(w http.ResponseWriter, r *http.Request) {
+			t.Errorf("the plugin called Vault with an unreadable -ca-cert: %s", r.URL)
+		})
+		tok := wrapToken(t, srv.URL)
+		missing := filepath.Join(t.TempDir(), "no-such-ca.pem")
+		r := run(t, bin, unwrapHost(tok, "TESTPLUGIN_MODE=unwrap1s"), "-ca-cert="+missing)
+		check(t, r, tok, "-ca-cert "+missing+" cannot be read")
+		if !strings.Contains(r.stdout, "no such file or directory") || !strings.Contains(r.stdout, "fix the path in the -args") {
+			t.Errorf("the cause line does not say why nor what to fix: %q", r.stdout)
 		}
 	})
 
@@ -369,10 +369,7 @@ func TestClosedStdio(t *testing.T) {
 func TestSIGINTKeepsServing(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
-	m, err := p.Mount(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := p.Mount(t, nil)
 	for range 3 {
 		if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil {
 			t.Fatal(err)
@@ -420,18 +417,18 @@ func TestBackendMethodPanics(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	ok := mount(t, p, nil)
+	ok := p.Mount(t, nil)
 	write(t, ok, "kv/k", map[string]any{"value": "kept"})
 
 	_, _, err := ok.HandleExistenceCheck(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "panic-exists", Storage: ok.Storage})
 	if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's backend panicked in HandleExistenceCheck") {
 		t.Errorf("existence check: %v", err)
 	}
-	if _, err := p.Mount(ctx, map[string]string{"fault": "initialize-panic"}); err == nil || !strings.Contains(err.Error(), "panicked in Initialize") {
+	if _, err := p.NewMount(ctx, map[string]string{"fault": "initialize-panic"}); err == nil || !strings.Contains(err.Error(), "panicked in Initialize") {
 		t.Errorf("mount whose Initialize panics: %v", err)
 	}
 	ok.InvalidateKey(ctx, "panic")
-	bad := mount(t, p, map[string]string{"fault": "cleanup-panic"})
+	bad := p.Mount(t, map[string]string{"fault": "cleanup-panic"})
 	bad.Cleanup(ctx)
 
 	for _, method := range []string{"HandleExistenceCheck", "Initialize", "InvalidateKey", "Cleanup"} {
@@ -452,7 +449,7 @@ func TestBackendMethodPanics(t *testing.T) {
 			t.Errorf("no error record for a panic in %s", method)
 		}
 	}
-	noRawPanic(t, p)
+	noRawPanic(t, p.Process)
 	if p.Exited() {
 		t.Fatal("the process exited")
 	}
@@ -468,16 +465,16 @@ func TestPeriodicFuncPanic(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	m := mount(t, p, map[string]string{"fault": "periodic-panic"})
+	m := p.Mount(t, map[string]string{"fault": "periodic-panic"})
 	_, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.RollbackOperation, Path: "", Storage: m.Storage})
 	if err == nil || !strings.Contains(err.Error(), "internal error: the plugin's backend panicked handling rollback") {
 		t.Fatalf("the rollback request: %v", err)
 	}
-	r := waitRecord(t, p, "error", "backend panicked handling a request")
+	r := waitRecord(t, p.Process, "error", "backend panicked handling a request")
 	if r.Fields["panic"] != "PeriodicFunc was told to panic" {
 		t.Errorf("record fields = %v", r.Fields)
 	}
-	noRawPanic(t, p)
+	noRawPanic(t, p.Process)
 	if p.Exited() {
 		t.Fatal("the process exited")
 	}

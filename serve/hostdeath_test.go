@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
-		if _, err := p.Mount(context.Background(), nil); err != nil {
+		if _, err := p.NewMount(context.Background(), nil); err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}

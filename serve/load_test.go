@@ -37,7 +37,7 @@ func TestLoad(t *testing.T) {
 	ctx := context.Background()
 	ms := make([]*servetest.Mount, mounts)
 	for i := range ms {
-		m := mount(t, p, nil)
+		m := p.Mount(t, nil)
 		ms[i] = m
 		read(t, m, "info") // every connection warm before counting
 	}

@@ -50,7 +50,7 @@ func TestOpsSettingsRefused(t *testing.T) {
 }
 
 // opsAddr returns the endpoint's address from the plugin's log record.
-func opsAddr(t *testing.T, p *servetest.Plugin) string {
+func opsAddr(t *testing.T, p *servetest.Process) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -110,15 +110,15 @@ func mountRequest(m *servetest.Mount, mount string, op logical.Operation, path s
 func TestMetricsAndProfiles(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=version", "VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0"))
-	addr := opsAddr(t, p)
+	addr := opsAddr(t, p.Process)
 	ctx := context.Background()
 
 	before := scrape(t, addr)
 	if before["vaultplugin_mounts"] != 0 || before[`vaultplugin_plugin_info{name="testplugin",version="v1.2.3"}`] != 1 {
 		t.Errorf("before any mount: mounts %v, info %v", before["vaultplugin_mounts"], before[`vaultplugin_plugin_info{name="testplugin",version="v1.2.3"}`])
 	}
-	a := mount(t, p, nil)
-	b := mount(t, p, nil)
+	a := p.Mount(t, nil)
+	b := p.Mount(t, nil)
 	for _, err := range []error{
 		mountRequest(a, "a/", logical.UpdateOperation, "kv/k", map[string]any{"value": "v"}),
 		mountRequest(a, "a/", logical.ReadOperation, "kv/k", nil),
@@ -202,20 +202,14 @@ func TestMetricsAndProfiles(t *testing.T) {
 func TestDatabaseMetrics(t *testing.T) {
 	bin := servetest.Build(t, testDB)
 	p := servetest.StartDatabase(t, bin, servetest.WithEnv("VAULTPLUGIN_HTTP_ADDR=localhost:0"))
-	addr := opsAddr(t, p)
+	addr := opsAddr(t, p.Process)
 	ctx := context.Background()
-	a, err := p.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := p.Connect(t)
 	if _, err := a.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}}); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = a.NewUser(ctx, dbplugin.NewUserRequest{Password: "pw"})
-	b, err := p.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := p.Connect(t)
 	_, _ = b.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{"password": "x"}})
 	got := scrape(t, addr)
 	for key, want := range map[string]float64{

@@ -111,10 +111,7 @@ func TestNoSecretsInOutput(t *testing.T) {
 			"request password":    "pw-Zq8rT2vL9xKc4mN7",
 			"request secret data": "data-Hf3kWp9sQ2vXe6Ty",
 		}
-		m, err := p.Mount(ctx, map[string]string{"api_key": "cfg-Gt5yHn8uJm2kLo4P"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := p.Mount(t, map[string]string{"api_key": "cfg-Gt5yHn8uJm2kLo4P"})
 		secrets["mount config value"] = "cfg-Gt5yHn8uJm2kLo4P"
 		write(t, m, "kv/password", map[string]any{"value": secrets["request password"]})
 		write(t, m, "kv/data", map[string]any{"value": secrets["request secret data"]})
@@ -161,10 +158,7 @@ func TestNoSecretsInOutput(t *testing.T) {
 			"user password":       "user-Pw8kLj3hGf6dSa2W",
 			"new password":        "new-Pw5tRe2wQa9zXc7V",
 		}
-		db, err := p.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := p.Connect(t)
 		_, _ = db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{"password": secrets["connection password"]}})
 		if _, err := db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}}); err != nil {
 			t.Fatal(err)

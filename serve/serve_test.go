@@ -186,8 +186,10 @@ func TestVersionDescribeHelp(t *testing.T) {
 	}
 	r := run(t, bin, []string{"TESTPLUGIN_MODE=version"}, "-describe")
 	var d struct {
+		Schema                                 int
 		Name, Version, Type, SHA256, GoVersion string
 		SDK                                    string `json:"sdk_version"`
+		VersionSource                          string `json:"version_source"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 {
 		t.Fatalf("-describe: exit %d, %v: %q", r.code, err, r.stdout)
@@ -195,9 +197,47 @@ func TestVersionDescribeHelp(t *testing.T) {
 	if d.Name != filepath.Base(bin) || d.Version != "v1.2.3" || d.Type != "secret" || d.SHA256 != fileSHA256(t, bin) || d.SDK == "" {
 		t.Errorf("-describe = %+v", d)
 	}
+	if d.Schema != 1 || d.VersionSource != "WithVersion" {
+		t.Errorf("-describe = %+v, want schema 1 and version_source WithVersion", d)
+	}
 	r = run(t, bin, nil, "-help")
 	if r.code != 0 || !strings.Contains(r.stdout, "-ca-cert file") || !strings.Contains(r.stdout, "CA certificate that signed Vault's API certificate") || !strings.Contains(r.stdout, "VAULTPLUGIN_LOG_LEVEL") {
 		t.Errorf("-help: exit %d stdout %q", r.code, r.stdout)
+	}
+	// -help names the type the factory builds, as the text a person
+	// sees without flags does.
+	if !strings.Contains(r.stdout, "is a Vault secrets engine plugin") {
+		t.Errorf("-help does not say what the plugin is: %q", r.stdout)
+	}
+}
+
+// A build with no version (this one: go build -buildvcs=false, a main in
+// this module) prints "(unknown)" for scripts and says why on stderr.
+func TestVersionUnknown(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	r := run(t, bin, nil, "-version")
+	if r.code != 0 || r.stdout != "(unknown)\n" {
+		t.Fatalf("-version: exit %d stdout %q", r.code, r.stdout)
+	}
+	for _, want := range []string{"this build has no version", "-buildvcs=false", "serve.WithVersion", "go install"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q: %q", want, r.stderr)
+		}
+	}
+	r = run(t, bin, nil, "-describe")
+	if !strings.Contains(r.stdout, `"version_source": "none"`) {
+		t.Errorf("-describe: %s", r.stdout)
+	}
+}
+
+// A person who runs a binary whose main passes an invalid option reads
+// one plain line on stderr, as for a bad flag, and nothing on stdout.
+func TestInvalidOptionsByAPerson(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	r := run(t, bin, []string{"TESTPLUGIN_MODE=badversion"})
+	if r.code != 2 || r.stdout != "" || len(lines(r.stderr)) != 1 || strings.HasPrefix(r.stderr, "{") ||
+		!strings.Contains(r.stderr, `WithVersion("not-a-version")`) {
+		t.Fatalf("exit %d stdout %q stderr %q; want 2 and one plain stderr line", r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -286,8 +326,8 @@ func TestServeMultiplexed(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=version"))
 	ctx := context.Background()
-	a := mount(t, p, nil)
-	b := mount(t, p, nil)
+	a := p.Mount(t, nil)
+	b := p.Mount(t, nil)
 	write(t, a, "kv/k", map[string]any{"value": "in a"})
 	if got := read(t, a, "kv/k")["value"]; got != "in a" {
 		t.Errorf("a: kv/k = %v", got)
@@ -313,9 +353,9 @@ func TestWithoutMultiplexing(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=nomux"))
 	ctx := context.Background()
-	a := mount(t, p, nil)
+	a := p.Mount(t, nil)
 	write(t, a, "kv/k", map[string]any{"value": "v"})
-	if _, err := p.Mount(ctx, nil); err == nil {
+	if _, err := p.NewMount(ctx, nil); err == nil {
 		t.Fatal("a second mount on a plugin served WithoutMultiplexing must fail")
 	}
 }
@@ -323,10 +363,7 @@ func TestWithoutMultiplexing(t *testing.T) {
 func TestWithFlags(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=flags"), servetest.WithArgs("-greeting=hi", "-tls-skip-verify"))
-	m, err := p.Mount(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := p.Mount(t, nil)
 	if g := read(t, m, "info")["greeting"]; g != "hi" {
 		t.Errorf("greeting = %v", g)
 	}
@@ -342,7 +379,7 @@ func TestWithFlags(t *testing.T) {
 func TestFactoryError(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_MODE=factoryerr"))
-	_, err := p.Mount(context.Background(), nil)
+	_, err := p.NewMount(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "the factory was told to fail") {
 		t.Fatalf("Mount error = %v", err)
 	}
@@ -412,9 +449,7 @@ func TestSIGTERM(t *testing.T) {
 		marker := filepath.Join(t.TempDir(), "cleanup")
 		p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_CLEANUP_FILE="+marker))
 		for range 2 {
-			if _, err := p.Mount(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
+			p.Mount(t, nil)
 		}
 		if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -472,10 +507,7 @@ func read(t *testing.T, b logical.Backend, path string) map[string]any {
 func TestLegacyTLS(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	p := servetest.Start(t, bin, servetest.WithLegacyTLS(), servetest.WithEnv("VAULTPLUGIN_LOG_LEVEL=debug"))
-	m, err := p.Mount(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := p.Mount(t, nil)
 	write(t, m, "kv/k", map[string]any{"value": "over legacy TLS"})
 	if got := read(t, m, "kv/k")["value"]; got != "over legacy TLS" {
 		t.Errorf("read back %v", got)
@@ -491,7 +523,7 @@ func TestLegacyTLS(t *testing.T) {
 	if !unwrapped {
 		t.Errorf("no unwrap record; logs: %v", p.Logs())
 	}
-	if _, err := p.Mount(context.Background(), nil); err == nil {
+	if _, err := p.NewMount(context.Background(), nil); err == nil {
 		t.Error("a protocol-4 host serves one mount per process")
 	}
 }
@@ -508,14 +540,4 @@ func TestSkipVerifyEnvWarns(t *testing.T) {
 		}
 	}
 	t.Errorf("no warning about VAULT_SKIP_VERIFY; logs: %v", p.Logs())
-}
-
-// mount sets up one more mount of p with config, failing t if it cannot.
-func mount(t *testing.T, p *servetest.Plugin, config map[string]string) *servetest.Mount {
-	t.Helper()
-	m, err := p.Mount(context.Background(), config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

@@ -15,10 +15,7 @@ func TestBinary(t *testing.T) {
 	bin := servetest.Build(t, "./cmd/vault-plugin-auth-example")
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	m, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := p.Mount(t, nil)
 	req := func(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
 		return m.HandleRequest(ctx, &logical.Request{Operation: op, Path: path, Data: data})
 	}

@@ -27,10 +27,7 @@ func TestBinaryConcurrentUsers(t *testing.T) {
 	ctx := context.Background()
 	var conns []dbplugin.Database
 	for range 2 {
-		db, err := p.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := p.Connect(t)
 		if err := initialize(t, db, path, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -105,11 +102,8 @@ func TestBinaryConcurrentUsers(t *testing.T) {
 func TestBinaryInitializeBadPath(t *testing.T) {
 	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
 	p := servetest.StartDatabase(t, bin)
-	db, err := p.Connect(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = initialize(t, db, "/nonexistent-dir/htpasswd", nil)
+	db := p.Connect(t)
+	err := initialize(t, db, "/nonexistent-dir/htpasswd", nil)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent-dir") {
 		t.Fatalf("Initialize with a bad path: %v", err)
 	}
@@ -128,10 +122,7 @@ func TestBinaryTwoProcesses(t *testing.T) {
 	var conns []dbplugin.Database
 	for range 2 {
 		p := servetest.StartDatabase(t, bin)
-		db, err := p.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := p.Connect(t)
 		if err := initialize(t, db, path, nil); err != nil {
 			t.Fatal(err)
 		}

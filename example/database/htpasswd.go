@@ -3,7 +3,7 @@
 // auth_basic_user_file) by managing an htpasswd file. Its whole main is one
 // line:
 //
-//	func main() { serve.RunDatabase(htpasswd.New) }
+//	func main() { dbserve.Run(htpasswd.New) }
 //
 // Configure a connection with the file's path:
 //

@@ -89,11 +89,11 @@ func secretsDemo(ctx context.Context, bin string) error {
 	defer p.Close()
 	say("plugin pid %d, handshake in %s", p.PID(), p.HandshakeTime().Round(100*time.Microsecond))
 
-	team1, err := p.Mount(ctx, nil)
+	team1, err := p.NewMount(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("mounting team1/: %w", err)
 	}
-	team2, err := p.Mount(ctx, nil)
+	team2, err := p.NewMount(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("mounting team2/: %w", err)
 	}
@@ -148,7 +148,7 @@ func authDemo(ctx context.Context, bin string) error {
 	}
 	defer p.Close()
 	say("plugin pid %d, handshake in %s", p.PID(), p.HandshakeTime().Round(100*time.Microsecond))
-	m, err := p.Mount(ctx, nil)
+	m, err := p.NewMount(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("mounting the auth method: %w", err)
 	}
@@ -180,7 +180,7 @@ func databaseDemo(ctx context.Context, bin, dir string) error {
 	}
 	defer p.Close()
 	say("plugin pid %d, handshake in %s", p.PID(), p.HandshakeTime().Round(100*time.Microsecond))
-	db, err := p.Connect(ctx)
+	db, err := p.NewConnection(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -249,7 +249,7 @@ func opsDemo(ctx context.Context, bin string) error {
 		return errors.New("the plugin logged no endpoint address")
 	}
 	say("the plugin's log (INFO): serving profiles and metrics addr=%s", addr)
-	m, err := p.Mount(ctx, nil)
+	m, err := p.NewMount(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("mounting: %w", err)
 	}

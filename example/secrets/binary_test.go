@@ -15,14 +15,7 @@ func TestBinary(t *testing.T) {
 	bin := servetest.Build(t, "./cmd/vault-plugin-secrets-example")
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
-	a, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Mount(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := p.Mount(t, nil), p.Mount(t, nil)
 	do(t, a, nil, logical.CreateOperation, "data/app/db", map[string]any{"password": "p"})
 	if got := do(t, a, nil, logical.ReadOperation, "data/app/db", nil).Data["password"]; got != "p" {
 		t.Errorf("read back %v", got)

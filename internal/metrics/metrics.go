@@ -27,7 +27,6 @@ package metrics
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,7 +35,6 @@ import (
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
-	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -101,12 +99,17 @@ type series struct {
 	latency          *vm.PrometheusHistogram
 }
 
-// The database methods, recorded by name.
+// DBMethod is a database method, recorded by name. The wrapper that
+// records them is in package dbmetrics, so that a backend plugin does not
+// link the database SDK.
+type DBMethod int
+
+// The database methods recorded.
 const (
-	methodInitialize = iota
-	methodNewUser
-	methodUpdateUser
-	methodDeleteUser
+	DBInitialize DBMethod = iota
+	DBNewUser
+	DBUpdateUser
+	DBDeleteUser
 	numMethods
 )
 
@@ -328,72 +331,33 @@ func (b *backend) Cleanup(ctx context.Context) {
 	b.Backend.Cleanup(ctx)
 }
 
-// Database wraps db so that its calls are recorded by method and it counts
-// as a connection from a successful Initialize to its Close.
-func (r *Recorder) Database(db dbplugin.Database) dbplugin.Database {
-	return &database{next: db, r: r}
+// DBCall is one database call being recorded; End records its end.
+type DBCall struct {
+	r     *Recorder
+	s     *series
+	start time.Time
 }
 
-type database struct {
-	next        dbplugin.Database
-	r           *Recorder
-	initialized atomic.Bool
+// BeginDB counts a call of method in flight and starts its clock. It
+// returns a value, not a closure, so that recording allocates nothing.
+func (r *Recorder) BeginDB(method DBMethod) DBCall {
+	r.inflight.Add(1)
+	return DBCall{r: r, s: r.dbSeries(int(method)), start: time.Now()}
 }
 
-// errPanicked is what err holds while a call runs: a call that panics never
-// assigns its results, so observe counts it as an error. It never reaches
-// the host, which sees the panic.
-var errPanicked = errors.New("panicked")
-
-// observe records one call; it is deferred with the call's error.
-func (d *database) observe(method int, start time.Time, err *error) {
-	s := d.r.dbSeries(method)
-	s.latency.Update(time.Since(start).Seconds())
-	d.r.inflight.Add(-1)
-	s.requests.Inc()
-	if *err != nil {
-		s.errors.Inc()
+// End records the call with its error (nil for success).
+func (c DBCall) End(err error) {
+	c.s.latency.Update(time.Since(c.start).Seconds())
+	c.r.inflight.Add(-1)
+	c.s.requests.Inc()
+	if err != nil {
+		c.s.errors.Inc()
 	}
 }
 
-func (d *database) begin() time.Time {
-	d.r.inflight.Add(1)
-	return time.Now()
-}
+// ConnOpened counts a database connection, from its first successful
+// Initialize; ConnClosed ends it.
+func (r *Recorder) ConnOpened() { r.dbConns.Add(1) }
 
-func (d *database) Initialize(ctx context.Context, req dbplugin.InitializeRequest) (resp dbplugin.InitializeResponse, err error) {
-	defer d.observe(methodInitialize, d.begin(), &err)
-	err = errPanicked
-	resp, err = d.next.Initialize(ctx, req)
-	if err == nil && !d.initialized.Swap(true) {
-		d.r.dbConns.Add(1)
-	}
-	return resp, err
-}
-
-func (d *database) NewUser(ctx context.Context, req dbplugin.NewUserRequest) (resp dbplugin.NewUserResponse, err error) {
-	defer d.observe(methodNewUser, d.begin(), &err)
-	err = errPanicked
-	return d.next.NewUser(ctx, req)
-}
-
-func (d *database) UpdateUser(ctx context.Context, req dbplugin.UpdateUserRequest) (resp dbplugin.UpdateUserResponse, err error) {
-	defer d.observe(methodUpdateUser, d.begin(), &err)
-	err = errPanicked
-	return d.next.UpdateUser(ctx, req)
-}
-
-func (d *database) DeleteUser(ctx context.Context, req dbplugin.DeleteUserRequest) (resp dbplugin.DeleteUserResponse, err error) {
-	defer d.observe(methodDeleteUser, d.begin(), &err)
-	err = errPanicked
-	return d.next.DeleteUser(ctx, req)
-}
-
-func (d *database) Type() (string, error) { return d.next.Type() }
-
-func (d *database) Close() error {
-	if d.initialized.Swap(false) {
-		d.r.dbConns.Add(-1)
-	}
-	return d.next.Close()
-}
+// ConnClosed ends a connection ConnOpened counted.
+func (r *Recorder) ConnClosed() { r.dbConns.Add(-1) }

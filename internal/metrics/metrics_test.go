@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	vm "github.com/VictoriaMetrics/metrics"
-	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/plugkit/vaultplugin/internal/promtext"
@@ -80,8 +79,8 @@ func TestExposition(t *testing.T) {
 	request(b, logical.ReadOperation, "kv/", "x")
 	request(b, logical.ReadOperation, "kv/", "fail")
 	request(b, logical.UpdateOperation, "kv/", "x")
-	db := r.Database(failingDB{})
-	_, _ = db.Initialize(context.Background(), dbplugin.InitializeRequest{})
+	call := r.BeginDB(DBInitialize)
+	call.End(errors.New("no"))
 	e, body := scrape(t, r)
 	want(t, e, map[string]float64{
 		`vaultplugin_requests_total{mount="kv/",operation="read"}`:                            2,
@@ -215,9 +214,8 @@ func TestRequestAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { _, _ = b.HandleRequest(ctx, req) }); n != 0 {
 		t.Errorf("%v allocations per request", n)
 	}
-	db := r.Database(okDB{})
-	_, _ = db.NewUser(ctx, dbplugin.NewUserRequest{})
-	if n := testing.AllocsPerRun(1000, func() { _, _ = db.NewUser(ctx, dbplugin.NewUserRequest{}) }); n != 0 {
+	r.BeginDB(DBNewUser).End(nil)
+	if n := testing.AllocsPerRun(1000, func() { r.BeginDB(DBNewUser).End(nil) }); n != 0 {
 		t.Errorf("%v allocations per database call", n)
 	}
 }
@@ -282,68 +280,3 @@ func TestBackendPanicCounted(t *testing.T) {
 	e, _ = scrape(t, r)
 	want(t, e, map[string]float64{"vaultplugin_mounts": 0})
 }
-
-type okDB struct{ dbplugin.Database }
-
-func (okDB) NewUser(context.Context, dbplugin.NewUserRequest) (dbplugin.NewUserResponse, error) {
-	return dbplugin.NewUserResponse{}, nil
-}
-
-type failingDB struct{ dbplugin.Database }
-
-func (failingDB) Initialize(context.Context, dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
-	return dbplugin.InitializeResponse{}, errors.New("no")
-}
-
-func (failingDB) DeleteUser(context.Context, dbplugin.DeleteUserRequest) (dbplugin.DeleteUserResponse, error) {
-	panic("boom")
-}
-
-func (failingDB) Close() error { return nil }
-
-func TestDatabaseErrors(t *testing.T) {
-	r := New("p", "v1.0.0")
-	db := r.Database(failingDB{})
-	if _, err := db.Initialize(context.Background(), dbplugin.InitializeRequest{}); err == nil {
-		t.Fatal("want the error through")
-	}
-	func() {
-		defer func() { _ = recover() }()
-		_, _ = db.DeleteUser(context.Background(), dbplugin.DeleteUserRequest{})
-	}()
-	e, _ := scrape(t, r)
-	want(t, e, map[string]float64{
-		`vaultplugin_database_call_errors_total{method="Initialize"}`: 1,
-		`vaultplugin_database_call_errors_total{method="DeleteUser"}`: 1,
-		`vaultplugin_database_calls_total{method="DeleteUser"}`:       1,
-		"vaultplugin_database_connections":                            0,
-		"vaultplugin_requests_in_flight":                              0,
-	})
-	_ = db.Close()
-	e, _ = scrape(t, r)
-	want(t, e, map[string]float64{"vaultplugin_database_connections": 0})
-}
-
-func TestDatabaseConnections(t *testing.T) {
-	r := New("p", "v1.0.0")
-	db := r.Database(okInitDB{})
-	for range 2 {
-		if _, err := db.Initialize(context.Background(), dbplugin.InitializeRequest{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e, _ := scrape(t, r)
-	want(t, e, map[string]float64{"vaultplugin_database_connections": 1})
-	_ = db.Close()
-	_ = db.Close()
-	e, _ = scrape(t, r)
-	want(t, e, map[string]float64{"vaultplugin_database_connections": 0})
-}
-
-type okInitDB struct{ dbplugin.Database }
-
-func (okInitDB) Initialize(context.Context, dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
-	return dbplugin.InitializeResponse{}, nil
-}
-
-func (okInitDB) Close() error { return nil }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/plugkit/vaultplugin/serve/servetest"
@@ -32,16 +33,23 @@ func TestMain(m *testing.M) {
 // one the serve tests drive, whose paths are kv/<key> (read and write) and
 // info. A plugin's own tests get theirs from servetest.Build; an Example
 // has no *testing.T, so these build it with go build.
-var pluginBinary = sync.OnceValue(func() string {
-	bin := filepath.Join(exampleDir, "testplugin")
-	if out, err := exec.Command("go", "build", "-o", bin, plugin).CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("go build %s: %v\n%s", plugin, err, out))
+var pluginBinary = sync.OnceValue(func() string { return goBuild(plugin) })
+
+// databaseBinary is the database plugin the serve tests drive, whose
+// Type is "echo".
+var databaseBinary = sync.OnceValue(func() string { return goBuild(database) })
+
+func goBuild(pkg string) string {
+	bin := filepath.Join(exampleDir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("go build %s: %v\n%s", pkg, err, out))
 	}
 	return bin
-})
+}
 
 // Start a plugin binary as Vault does, mount it, and make requests through
-// the gRPC boundary, as Vault's router would.
+// the gRPC boundary, as Vault's router would. Code without a testing.TB
+// uses New and NewMount, which return errors; a test uses Start and Mount.
 func ExampleNew() {
 	ctx := context.Background()
 	p, err := servetest.New(ctx, pluginBinary())
@@ -51,7 +59,7 @@ func ExampleNew() {
 	}
 	defer p.Close()
 
-	m, err := p.Mount(ctx, nil)
+	m, err := p.NewMount(ctx, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -82,7 +90,7 @@ func ExampleNew() {
 
 // Two mounts share one multiplexed process, as in Vault, each with its own
 // storage.
-func ExamplePlugin_Mount() {
+func ExamplePlugin_NewMount() {
 	ctx := context.Background()
 	p, err := servetest.New(ctx, pluginBinary())
 	if err != nil {
@@ -91,8 +99,12 @@ func ExamplePlugin_Mount() {
 	}
 	defer p.Close()
 
-	a, _ := p.Mount(ctx, nil)
-	b, _ := p.Mount(ctx, nil)
+	a, errA := p.NewMount(ctx, nil)
+	b, errB := p.NewMount(ctx, nil)
+	if errA != nil || errB != nil {
+		fmt.Println(errA, errB)
+		return
+	}
 	pidOf := func(m *servetest.Mount) any {
 		resp, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "info"})
 		if err != nil {
@@ -107,6 +119,32 @@ func ExamplePlugin_Mount() {
 	// different ids: true
 }
 
+// A database plugin hands out connections, as Vault's database secrets
+// engine makes one per `vault write database/config/NAME`.
+func ExampleNewDatabase() {
+	ctx := context.Background()
+	d, err := servetest.NewDatabase(ctx, databaseBinary())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+
+	db, err := d.NewConnection(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := db.Initialize(ctx, dbplugin.InitializeRequest{Config: map[string]any{}}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	typ, err := db.Type()
+	fmt.Println("type:", typ, err)
+	// Output:
+	// type: echo <nil>
+}
+
 // WithLegacyTLS plays the host of the wrap-token TLS path: servetest
 // answers the plugin's sys/wrapping/unwrap call with the server certificate,
 // so the plugin's TLS provider runs for real.
@@ -119,7 +157,7 @@ func ExampleWithLegacyTLS() {
 	}
 	defer p.Close()
 
-	m, err := p.Mount(ctx, nil)
+	m, err := p.NewMount(ctx, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -131,10 +169,11 @@ func ExampleWithLegacyTLS() {
 }
 
 // Logs returns the plugin's stderr, parsed: the JSON records Vault would
-// re-log under the plugin's name.
-func ExamplePlugin_Logs() {
+// re-log under the plugin's name. Here the plugin warns that an operator
+// turned certificate verification off on the legacy TLS path.
+func ExampleProcess_Logs() {
 	ctx := context.Background()
-	p, err := servetest.New(ctx, pluginBinary(), servetest.WithArgs("-tls-skip-verify"))
+	p, err := servetest.New(ctx, pluginBinary(), servetest.WithLegacyTLS(), servetest.WithArgs("-tls-skip-verify"))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -31,12 +32,18 @@ import (
 // claim points at a loopback HTTPS endpoint answering sys/wrapping/unwrap,
 // as Vault's API does. The plugin is given -ca-cert with that endpoint's CA,
 // as an operator would in -args. The host speaks protocol 4, so the plugin
-// serves one mount per process.
+// serves one mount per process. A modern Vault never takes this path for a
+// plugin that offers protocol 5, so this is the way to test a plugin's TLS
+// provider at all. It is for backend plugins only: database plugins use
+// AutoMTLS only.
 func WithLegacyTLS() Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
+		if c.database {
+			return errors.New("WithLegacyTLS does not apply to database plugins: they use AutoMTLS only, so Vault never starts one on the wrap-token TLS path")
+		}
 		c.legacyTLS = true
 		return nil
-	}
+	})
 }
 
 // legacyHost is Vault's side of the legacy TLS path.

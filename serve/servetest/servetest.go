@@ -1,15 +1,16 @@
 // Package servetest starts a Vault plugin binary exactly as Vault does and
-// hands back a logical.Backend per mount, so a test drives the binary an
-// operator ships, with no Vault installed.
+// hands back a logical.Backend per mount, or a dbplugin.Database per
+// connection, so a test drives the binary an operator ships, with no Vault
+// installed.
 //
 //	func TestPlugin(t *testing.T) {
 //		bin := servetest.Build(t, "./cmd/my-plugin")
 //		p := servetest.Start(t, bin)
-//		m, err := p.Mount(context.Background(), nil)
-//		if err != nil {
-//			t.Fatal(err)
-//		}
-//		resp, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "info"})
+//		m := p.Mount(t, nil)
+//		resp, err := m.HandleRequest(context.Background(), &logical.Request{
+//			Operation: logical.ReadOperation,
+//			Path:      "info",
+//		})
 //		…
 //	}
 //
@@ -20,27 +21,34 @@
 // the same process with its own multiplexing id and in-memory storage,
 // served to the plugin through go-plugin's broker as Vault's storage is.
 //
-// Database plugins start with NewDatabase or StartDatabase and hand out a
-// dbplugin.Database per Connect. WithLegacyTLS plays the host of the
-// wrap-token TLS path instead of AutoMTLS, so a plugin's TLS provider runs
-// against a real unwrap endpoint.
+// Secrets engines and auth methods start as a Plugin, which makes Mounts;
+// database plugins start as a Database, which makes connections. They are
+// different types so that mounting a database plugin, which Vault never
+// does, does not compile. Both embed the Process, which holds what is
+// common: the process id, its logs, Kill and Close.
+//
+// Names follow one rule. Functions and methods starting with New (New,
+// NewDatabase, Plugin.NewMount, Database.NewConnection) return an error
+// and leave closing to the caller, for code without a testing.TB: Examples,
+// benchmarks, commands. The others take a testing.TB, fail it on error,
+// and clean up what they made when the test ends.
+//
+// WithLegacyTLS plays the host of the wrap-token TLS path instead of
+// AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.
 package servetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -50,7 +58,6 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/helper/pluginutil"
-	"github.com/hashicorp/vault/sdk/logical"
 	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -58,221 +65,103 @@ import (
 	"github.com/plugkit/vaultplugin/internal/filehash"
 )
 
-// DefaultVaultVersion is the VAULT_VERSION a plugin sees unless
-// WithVaultVersion says otherwise: the release the project is proven on.
-const DefaultVaultVersion = "1.21.0"
+// closeTimeout bounds what Close waits for a plugin's own shutdown code
+// (each mount's Cleanup, each connection's Close), so a plugin that hangs
+// there fails its test instead of hanging it.
+const closeTimeout = 5 * time.Second
 
-// Option configures New and Start. An invalid option makes New fail.
-type Option func(*config) error
-
-type config struct {
-	database     bool
-	legacyTLS    bool
-	metadataMode bool
-	noHostMux    bool
-	env          []string
-	args         []string
-	vaultVersion string
-	stderr       io.Writer
-	logger       hclog.Logger
-}
-
-// WithEnv adds "KEY=VALUE" entries to the plugin's environment, as
-// `vault plugin register -env` does.
-func WithEnv(kv ...string) Option {
-	return func(c *config) error {
-		for _, e := range kv {
-			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-				return fmt.Errorf("WithEnv(%q): want KEY=VALUE", e)
-			}
-		}
-		c.env = append(c.env, kv...)
-		return nil
-	}
-}
-
-// WithArgs sets the plugin's command-line arguments, as
-// `vault plugin register -args` does.
-func WithArgs(args ...string) Option {
-	return func(c *config) error {
-		c.args = append(c.args, args...)
-		return nil
-	}
-}
-
-// WithVaultVersion sets the VAULT_VERSION the plugin sees.
-func WithVaultVersion(v string) Option {
-	return func(c *config) error {
-		if v == "" {
-			return errors.New("WithVaultVersion: empty version")
-		}
-		c.vaultVersion = v
-		return nil
-	}
-}
-
-// WithMetadataMode plays a host that starts the plugin only to read its
-// metadata (type, version), as Vaults before 1.12 did at registration:
-// VAULT_PLUGIN_METADATA_MODE=true, no TLS. The SDK refuses requests in
-// this mode; Setup and the version still answer.
-func WithMetadataMode() Option {
-	return func(c *config) error {
-		c.metadataMode = true
-		return nil
-	}
-}
-
-// WithoutHostMultiplexing plays a host that does not multiplex: it offers
-// only protocol 4, as Vault does for a plugin it will not share, so the
-// plugin serves one backend and every Mount after the first fails.
-func WithoutHostMultiplexing() Option {
-	return func(c *config) error {
-		c.noHostMux = true
-		return nil
-	}
-}
-
-// WithStderr copies the plugin's raw stderr lines to w as well, e.g.
-// os.Stderr to watch a plugin's records while a test runs.
-func WithStderr(w io.Writer) Option {
-	return func(c *config) error {
-		if w == nil {
-			return errors.New("WithStderr(nil)")
-		}
-		c.stderr = w
-		return nil
-	}
-}
-
-// WithLogger is the host-side logger, to which go-plugin re-logs the
-// plugin's records as Vault does. By default they are only kept for Logs.
-func WithLogger(l hclog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return errors.New("WithLogger(nil)")
-		}
-		c.logger = l
-		return nil
-	}
-}
-
-// Plugin is a running plugin process, started as Vault starts one.
-type Plugin struct {
+// Process is a running plugin process, started as Vault starts one. Plugin
+// and Database embed it: what is here is common to both kinds.
+type Process struct {
 	client    *goplugin.Client
 	rpc       goplugin.ClientProtocol
 	conn      grpc.ClientConnInterface
 	multiplex bool
-	database  bool
-	metadata  bool
-	cleanup   func()
 	pid       int
 	handshake time.Duration
 	logs      *lineLog
 	secrets   []string
 
-	mu     sync.Mutex
-	mounts []*Mount
-	dbs    []dbplugin.Database
-	conns  int
-	closed bool
+	// undo holds what takes launch's steps back, in the order the steps
+	// were taken; release runs it last first: the process, then the
+	// legacy host's server, then its files. A failed launch and Close
+	// both end in release, so there is one way down.
+	undo      []func()
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	closed    bool
+	instances int                           // mounts or connections made
+	closers   []func(context.Context) error // each instance's Cleanup or Close
 }
 
-// Mount is one backend instance in the plugin process, as one Vault mount.
-type Mount struct {
-	// Backend is the instance, reached through the gRPC boundary.
-	logical.Backend
-	// Storage is the mount's storage, which the plugin reads and writes
-	// through the broker as it would Vault's; a test may inspect it.
-	Storage *logical.InmemStorage
-	// ID is the multiplexing id the host sends with every call.
-	ID string
-}
-
-// LogRecord is one line the plugin wrote to stderr, parsed when it is an
-// hclog JSON record.
-type LogRecord struct {
-	Level, Message string
-	Fields         map[string]any
-	// Raw is the line as written.
-	Raw string
-}
-
-// New starts the plugin binary bin as Vault would and waits for its
-// handshake. The caller must Close it. A plugin that fails to start gives
-// an error holding what Vault would show: go-plugin's message (with the
-// plugin's cause line) and the plugin's last stderr lines.
-func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
-	return start(ctx, bin, &config{vaultVersion: DefaultVaultVersion}, opts)
-}
-
-// NewDatabase is New for a database plugin (dbplugin v5): the database
-// handshake cookie and protocols 5 and 6; use Connect instead of Mount.
-func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
-	return start(ctx, bin, &config{vaultVersion: DefaultVaultVersion, database: true}, opts)
-}
-
-// StartDatabase is NewDatabase for tests, as Start is for New.
-func StartDatabase(t testing.TB, bin string, opts ...Option) *Plugin {
-	t.Helper()
-	p, err := NewDatabase(context.Background(), bin, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
-}
-
-func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, error) {
-	for _, o := range opts {
-		if err := o(c); err != nil {
-			return nil, fmt.Errorf("servetest: %w", err)
+// launch starts bin as the host described by c would and waits for its
+// handshake. On failure everything it started is stopped again.
+func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) {
+	p := &Process{logs: &lineLog{}}
+	defer func() {
+		if err != nil {
+			p.release()
+			// release stopped the process with go-plugin's Kill, which
+			// returns only after the plugin's stderr was read to the end
+			// (see stopClient), so the tail holds the plugin's last
+			// words: often its reason.
+			err = fmt.Errorf("servetest: starting %s: %w%s", bin, err, p.logs.tail(5))
 		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	sum, err := filehash.SHA256(bin)
 	if err != nil {
-		return nil, fmt.Errorf("servetest: %w", err)
+		return nil, err
 	}
-	logs := &lineLog{}
-	stderr := io.Writer(logs)
-	if c.stderr != nil {
-		stderr = io.MultiWriter(logs, c.stderr)
-	}
-	logger := c.logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-
-	args := c.args
-	autoMTLS := true
 	var legacy *legacyHost
-	var legacyDir string
-	if c.metadataMode {
-		if c.legacyTLS {
-			return nil, errors.New("servetest: WithMetadataMode and WithLegacyTLS exclude each other: a host in metadata mode sends no token")
-		}
-		autoMTLS = false
-	}
 	if c.legacyTLS {
-		if c.database {
-			return nil, errors.New("servetest: WithLegacyTLS: database plugins use AutoMTLS only")
+		if legacy, err = p.startLegacyHost(); err != nil {
+			return nil, err
 		}
-		if legacyDir, err = os.MkdirTemp("", "servetest-legacy-"); err != nil {
-			return nil, fmt.Errorf("servetest: %w", err)
-		}
-		if legacy, err = newLegacyHost(legacyDir); err != nil {
-			os.RemoveAll(legacyDir)
-			return nil, fmt.Errorf("servetest: %w", err)
-		}
-		autoMTLS = false
+		p.secrets = []string{legacy.token, legacy.serverKey}
+	}
+	cc := c.clientConfig(bin, sum, legacy, p.logs)
+	if d, ok := ctx.Deadline(); ok {
+		// go-plugin's handshake takes no context, only a timeout.
+		cc.StartTimeout = time.Until(d)
+	}
+	client := goplugin.NewClient(cc)
+	p.undo = append(p.undo, func() { stopClient(client) })
+	p.client = client
+	if err := p.handshakeWith(ctx, client); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// startLegacyHost starts Vault's side of the wrap-token TLS path, with
+// its CA file in a directory of its own, and registers their removal.
+func (p *Process) startLegacyHost() (*legacyHost, error) {
+	dir, err := os.MkdirTemp("", "servetest-legacy-")
+	if err != nil {
+		return nil, err
+	}
+	p.undo = append(p.undo, func() { os.RemoveAll(dir) })
+	h, err := newLegacyHost(dir)
+	if err != nil {
+		return nil, err
+	}
+	p.undo = append(p.undo, h.close)
+	return h, nil
+}
+
+// clientConfig is the go-plugin client Vault's plugin catalog would make
+// for the plugin at bin, whose sha256 is sum; legacy is the wrap-token TLS
+// host, or nil for AutoMTLS.
+func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, logs io.Writer) *goplugin.ClientConfig {
+	autoMTLS := !c.metadataMode && legacy == nil
+	args := c.args
+	if legacy != nil {
 		args = append([]string{"-ca-cert=" + legacy.caFile}, args...)
 	}
-	cleanupLegacy := func() {
-		if legacy != nil {
-			legacy.close()
-			os.RemoveAll(legacyDir)
-		}
-	}
-
 	cmd := exec.Command(bin, args...)
 	// As pluginutil's runConfig: the host's environment, then Vault's
 	// variables, then the operator's -env entries.
@@ -286,22 +175,20 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 	}
 	cmd.Env = append(cmd.Env, c.env...)
 
-	handshake := sdkplugin.HandshakeConfig
-	sets := map[int]goplugin.PluginSet{5: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
-	if c.database {
-		handshake = dbplugin.HandshakeConfig
-		sets = dbplugin.PluginSets
+	stderr := logs
+	if c.stderr != nil {
+		stderr = io.MultiWriter(logs, c.stderr)
 	}
+	logger := c.logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	handshake, sets := c.pluginSets()
 	var clientTLS *tls.Config
-	if c.noHostMux && !c.database {
-		sets = map[int]goplugin.PluginSet{4: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
-	}
 	if legacy != nil {
-		// Vault takes this path for plugins that offer protocol 4 at most.
-		sets = map[int]goplugin.PluginSet{4: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
 		clientTLS = legacy.clientTLS
 	}
-	client := goplugin.NewClient(&goplugin.ClientConfig{
+	return &goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: sets,
 		Cmd:              cmd,
@@ -312,180 +199,159 @@ func start(ctx context.Context, bin string, c *config, opts []Option) (*Plugin, 
 		SkipHostEnv:      true,
 		Logger:           logger,
 		Stderr:           stderr,
-	})
+	}
+}
+
+// pluginSets is the handshake cookie and the protocol versions the host
+// offers, as Vault chooses them for the plugin's kind.
+func (c *config) pluginSets() (goplugin.HandshakeConfig, map[int]goplugin.PluginSet) {
+	switch {
+	case c.database:
+		return dbplugin.HandshakeConfig, dbplugin.PluginSets
+	case c.noHostMux || c.legacyTLS:
+		// A host that will not share the process, and the wrap-token
+		// TLS path (which Vault takes for plugins that offer protocol 4
+		// at most), speak protocol 4: one backend per process.
+		return sdkplugin.HandshakeConfig, map[int]goplugin.PluginSet{4: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
+	default:
+		return sdkplugin.HandshakeConfig, map[int]goplugin.PluginSet{5: {"backend": &sdkplugin.GRPCBackendPlugin{}}}
+	}
+}
+
+// handshakeWith starts the process through client, reads its handshake,
+// and asks the plugin whether it multiplexes, as Vault does before the
+// first mount.
+func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) error {
 	start := time.Now()
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill()
-		cleanupLegacy()
-		// The stderr reader may still be copying the last lines.
-		time.Sleep(50 * time.Millisecond)
-		return nil, fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
+		return err
 	}
-	p := &Plugin{client: client, rpc: rpc, handshake: time.Since(start), logs: logs, database: c.database, metadata: c.metadataMode, cleanup: cleanupLegacy}
-	if legacy != nil {
-		p.secrets = []string{legacy.token, legacy.serverKey}
-	}
+	p.handshake = time.Since(start)
+	p.rpc = rpc
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
 	grpcClient, ok := rpc.(*goplugin.GRPCClient)
 	if !ok {
-		client.Kill()
-		cleanupLegacy()
-		return nil, fmt.Errorf("servetest: %s negotiated %T, want gRPC", bin, rpc)
+		return fmt.Errorf("the plugin negotiated %T, want gRPC", rpc)
 	}
 	p.conn = grpcClient.Conn
 	p.multiplex, err = pluginutil.MultiplexingSupported(ctx, p.conn, "servetest")
 	if err != nil {
-		client.Kill()
-		cleanupLegacy()
-		return nil, fmt.Errorf("servetest: asking %s whether it multiplexes: %w", bin, err)
+		return fmt.Errorf("asking whether the plugin multiplexes: %w", err)
 	}
-	return p, nil
+	return nil
 }
 
-// Start is New for tests: it fails t on error and closes the plugin when
-// the test ends.
-func Start(t testing.TB, bin string, opts ...Option) *Plugin {
-	t.Helper()
-	p, err := New(context.Background(), bin, opts...)
-	if err != nil {
-		t.Fatal(err)
+// stopClient stops the plugin process the way Vault does, through
+// go-plugin's Client.Kill: close the RPC connection (go-plugin's server
+// then exits), wait up to two seconds, then kill. It returns only once
+// the plugin's stderr has been copied to our writer to the last line, so
+// Logs and an error's tail are complete without sleeping for it.
+//
+// That rests on go-plugin's Client.Kill waiting on the client's
+// clientWaitGroup (a deferred c.clientWaitGroup.Wait()), which counts
+// logStderr, the goroutine copying stderr into ClientConfig.Stderr until
+// EOF (Start does clientWaitGroup.Add(1) before go c.logStderr, which
+// defers clientWaitGroup.Done). Kill does so also after a failed
+// handshake, as the process is recorded before the handshake is read; it
+// returns at once only for a process that never started, which wrote
+// nothing. The same holds in every go-plugin this module may build with:
+// v1.4.3 and v1.4.10 (client.go: Kill waits at lines 421 and 432;
+// c.process = cmd.Process, then go c.logStderr), v1.6.3 (Kill waits at
+// 514; c.runner = runner at 733; go c.logStderr at 761) and v1.8.0 (513;
+// 732; 763).
+func stopClient(client *goplugin.Client) { client.Kill() }
+
+// release undoes launch, last step first. Close calls it once, and a
+// failed launch instead of returning the Process.
+func (p *Process) release() {
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		p.undo[i]()
 	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
 }
 
-// Mount sets up a new backend instance in the plugin, as a new Vault mount
-// of it: config is the mount's configuration map. A plugin that does not
-// multiplex serves only one mount per process, as in Vault.
-func (p *Plugin) Mount(ctx context.Context, config map[string]string) (*Mount, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, errors.New("servetest: the plugin is closed")
-	}
-	if p.database {
-		p.mu.Unlock()
-		return nil, errors.New("servetest: a database plugin has connections, not mounts: use Connect")
-	}
-	if !p.multiplex && len(p.mounts) > 0 {
-		p.mu.Unlock()
-		return nil, errors.New("servetest: the plugin does not multiplex: Vault starts one process per mount, so start another Plugin")
-	}
-	p.mu.Unlock()
-
-	id, err := newID()
-	if err != nil {
-		return nil, err
-	}
-	conn := p.conn
-	if p.multiplex {
-		conn = muxConn{ClientConnInterface: p.conn, id: id}
-	}
-	be, err := sdkplugin.Dispense(p.rpc, pluginClient{ClientProtocol: p.rpc, conn: conn})
-	if err != nil {
-		return nil, fmt.Errorf("servetest: dispensing the backend: %w", err)
-	}
-	storage := &logical.InmemStorage{}
-	if config == nil {
-		config = map[string]string{}
-	}
-	err = be.Setup(ctx, &logical.BackendConfig{
-		StorageView: storage,
-		Logger:      hclog.NewNullLogger(),
-		System: logical.StaticSystemView{
-			DefaultLeaseTTLVal: time.Hour,
-			MaxLeaseTTLVal:     24 * time.Hour,
-			VersionString:      DefaultVaultVersion,
-		},
-		Config:      config,
-		BackendUUID: id,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("servetest: setting up the mount: %w", err)
-	}
-	// A host in metadata mode only sets a backend up to ask for its
-	// type and version; the SDK refuses Initialize then.
-	if !p.metadata {
-		if err := be.Initialize(ctx, &logical.InitializationRequest{Storage: storage}); err != nil {
-			be.Cleanup(ctx)
-			return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
-		}
-	}
-	m := &Mount{Backend: be, Storage: storage, ID: id}
-	p.mu.Lock()
-	p.mounts = append(p.mounts, m)
-	p.mu.Unlock()
-	return m, nil
-}
-
-// Connect opens a new connection to a database plugin started with
-// NewDatabase, as a new `vault write database/config/NAME` does: its own
-// instance in the same process when the plugin multiplexes. The caller
-// initializes it with Initialize; Plugin.Close closes every connection.
-func (p *Plugin) Connect(ctx context.Context) (dbplugin.Database, error) {
+// reserve claims a place for one more mount or connection (what): a
+// plugin that does not multiplex serves one per process, as in Vault. The
+// returned func gives the place back if setting the instance up fails.
+func (p *Process) reserve(what, kind string) (unreserve func(), err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.closed:
 		return nil, errors.New("servetest: the plugin is closed")
-	case !p.database:
-		return nil, errors.New("servetest: Connect is for database plugins (NewDatabase); use Mount")
-	case !p.multiplex && p.conns > 0:
-		return nil, errors.New("servetest: the plugin does not multiplex: Vault starts one process per connection, so start another Plugin")
+	case !p.multiplex && p.instances > 0:
+		return nil, fmt.Errorf("servetest: the plugin does not multiplex: Vault starts one process per %s, so start another %s", what, kind)
 	}
-	id, err := newID()
-	if err != nil {
-		return nil, err
-	}
-	var conn grpc.ClientConnInterface = p.conn
-	if p.multiplex {
-		conn = muxConn{ClientConnInterface: p.conn, id: id}
-	}
-	db, err := dbplugin.NewPluginClient(ctx, runner{client: pluginClient{ClientProtocol: p.rpc, conn: conn}}, pluginutil.PluginClientConfig{Name: "servetest"})
-	if err != nil {
-		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
-	}
-	p.conns++
-	p.dbs = append(p.dbs, db)
-	return db, nil
+	p.instances++
+	return func() {
+		p.mu.Lock()
+		p.instances--
+		p.mu.Unlock()
+	}, nil
 }
 
-// runner hands dbplugin.NewPluginClient the already running plugin.
-type runner struct {
-	pluginutil.RunnerUtil
-	client pluginClient
+// track registers stop, the shutdown of one mount or connection, for
+// Close, and returns it made to run once: a later call returns the first
+// call's result. Vault shuts an instance down once, and a plugin may
+// rightly complain about a second time.
+func (p *Process) track(stop func(context.Context) error) func(context.Context) error {
+	var once sync.Once
+	var err error
+	f := func(ctx context.Context) error {
+		once.Do(func() { err = stop(ctx) })
+		return err
+	}
+	p.mu.Lock()
+	p.closers = append(p.closers, f)
+	p.mu.Unlock()
+	return f
 }
 
-func (r runner) NewPluginClient(context.Context, pluginutil.PluginClientConfig) (pluginutil.PluginClient, error) {
-	return r.client, nil
+// stopAtEnd shuts an instance down when t ends, unless the process has
+// exited (a test may kill it): a call to a dead process could only fail.
+func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
+	t.Cleanup(func() {
+		if p.client.Exited() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		_ = stop(ctx)
+	})
 }
 
 // HostSecrets returns what the host handed the plugin that must never
 // appear in the plugin's output or logs: under WithLegacyTLS, the wrapping
 // token in VAULT_UNWRAP_TOKEN and the plugin's TLS private key as the
 // unwrap endpoint returned it (base64 of its DER form, which is also the
-// body of its PEM form); nil otherwise.
-func (p *Plugin) HostSecrets() []string { return append([]string(nil), p.secrets...) }
+// body of its PEM form); nil otherwise. It is here so that a plugin
+// author can assert that their plugin never logs either, by searching
+// Logs for each: only the host knows their values.
+func (p *Process) HostSecrets() []string { return append([]string(nil), p.secrets...) }
 
-// PID is the plugin process's id.
-func (p *Plugin) PID() int { return p.pid }
+// PID is the plugin process's id, for signals and for comparing the
+// process that serves two mounts.
+func (p *Process) PID() int { return p.pid }
 
 // HandshakeTime is the time from starting the process to a completed
-// handshake, as the host measures it.
-func (p *Plugin) HandshakeTime() time.Duration { return p.handshake }
+// handshake, as the host measures it. It is here because a plugin's start
+// is on the path of every Vault mount, unseal and plugin reload, so the
+// bench command and the planned `vaultplugin check` report it; only the
+// host's side of the handshake can time it.
+func (p *Process) HandshakeTime() time.Duration { return p.handshake }
 
 // Logs returns the lines the plugin wrote to stderr so far: stderr is read
 // as the plugin writes it, so once Close has returned Logs holds them all.
-func (p *Plugin) Logs() []LogRecord { return p.logs.records() }
+func (p *Process) Logs() []LogRecord { return p.logs.records() }
 
 // Exited reports whether the plugin process has exited.
-func (p *Plugin) Exited() bool { return p.client.Exited() }
+func (p *Process) Exited() bool { return p.client.Exited() }
 
-// Kill sends SIGKILL to the plugin process at once, as a crash would.
-func (p *Plugin) Kill() error {
+// Kill sends SIGKILL to the plugin process at once, as a crash would, so
+// a test can see what the host sees then. Close is still needed.
+func (p *Process) Kill() error {
 	if p.pid == 0 {
 		return errors.New("servetest: no process id")
 	}
@@ -495,34 +361,33 @@ func (p *Plugin) Kill() error {
 	return nil
 }
 
-// Close stops the plugin the way Vault does: each mount's Cleanup, then
-// go-plugin's graceful shutdown, then a kill if the process lingers. It
-// is safe to call more than once.
-func (p *Plugin) Close() error {
-	p.mu.Lock()
-	if p.closed {
+// Close stops the process the way Vault does: each mount's Cleanup or
+// each connection's Close, then go-plugin's graceful shutdown, then a kill
+// if the process lingers. It returns once the process has exited and its
+// stderr has been read. It is safe to call more than once; the error is
+// always nil, and is there so a Process is an io.Closer.
+func (p *Process) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		closers := p.closers
+		p.closers = nil
 		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	mounts, dbs := p.mounts, p.dbs
-	p.mu.Unlock()
-	if !p.client.Exited() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for _, m := range mounts {
-			m.Cleanup(ctx)
+		// A process that has exited (a test may kill it) has nothing
+		// left to shut down, and calls to it could only fail.
+		if !p.client.Exited() {
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			for _, stop := range closers {
+				_ = stop(ctx)
+			}
+			cancel()
 		}
-		cancel()
-		for _, db := range dbs {
-			_ = db.Close()
-		}
-	}
-	p.client.Kill()
-	p.cleanup()
+		p.release()
+	})
 	return nil
 }
 
-// muxConn sends the mount's multiplexing id with every call, as Vault's
+// muxConn sends the instance's multiplexing id with every call, as Vault's
 // plugin catalog does for a multiplexed plugin.
 type muxConn struct {
 	grpc.ClientConnInterface
@@ -539,8 +404,22 @@ func (c muxConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
 }
 
-// pluginClient is what sdk/plugin.Dispense needs to point the backend
-// client at a (multiplexed) connection.
+// instanceConn is the connection one new instance is served over, with a
+// fresh multiplexing id when the plugin multiplexes.
+func (p *Process) instanceConn() (id string, _ pluginClient, _ error) {
+	id, err := newID()
+	if err != nil {
+		return "", pluginClient{}, err
+	}
+	conn := p.conn
+	if p.multiplex {
+		conn = muxConn{ClientConnInterface: p.conn, id: id}
+	}
+	return id, pluginClient{ClientProtocol: p.rpc, conn: conn}, nil
+}
+
+// pluginClient is what the SDK's clients need to point a backend or
+// database at a (multiplexed) connection.
 type pluginClient struct {
 	goplugin.ClientProtocol
 	conn grpc.ClientConnInterface
@@ -551,7 +430,7 @@ func (c pluginClient) Reload() error                  { return errors.New("serve
 
 // Close does nothing: the SDK's clients close their PluginClient when one
 // mount or connection closes, but the process and its connection are
-// shared by all of them and closed by Plugin.Close.
+// shared by all of them and closed by Process.Close.
 func (c pluginClient) Close() error { return nil }
 
 func newID() (string, error) {
@@ -560,63 +439,4 @@ func newID() (string, error) {
 		return "", fmt.Errorf("servetest: generating an id: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// lineLog collects the plugin's stderr. go-plugin writes each line and
-// its newline in separate calls, so lines are assembled here.
-type lineLog struct {
-	mu      sync.Mutex
-	partial []byte
-	lines   []string
-}
-
-func (l *lineLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, b...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.lines = append(l.lines, string(l.partial[:i]))
-		l.partial = l.partial[i+1:]
-	}
-	return len(b), nil
-}
-
-func (l *lineLog) records() []LogRecord {
-	l.mu.Lock()
-	lines := append([]string(nil), l.lines...)
-	l.mu.Unlock()
-	out := make([]LogRecord, 0, len(lines))
-	for _, line := range lines {
-		r := LogRecord{Raw: line}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			r.Level, _ = m["@level"].(string)
-			r.Message, _ = m["@message"].(string)
-			delete(m, "@level")
-			delete(m, "@message")
-			r.Fields = m
-		} else {
-			r.Message = line
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// tail formats the last n lines for an error message.
-func (l *lineLog) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := l.lines
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return ""
-	}
-	return "\nplugin stderr:\n  " + strings.Join(lines, "\n  ")
 }

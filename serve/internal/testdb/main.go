@@ -11,12 +11,12 @@ import (
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 
-	"github.com/plugkit/vaultplugin/serve"
+	"github.com/plugkit/vaultplugin/dbserve"
 )
 
 func main() {
 	var calls atomic.Int64
-	serve.RunDatabase(func() (interface{}, error) {
+	dbserve.Run(func() (interface{}, error) {
 		n := calls.Add(1)
 		switch os.Getenv("TESTDB_MODE") {
 		case "panic-later":
@@ -33,7 +33,7 @@ func main() {
 			panic("the factory panicked on purpose")
 		}
 		return echoDB{}, nil
-	}, serve.WithVersion("v0.3.0"))
+	}, dbserve.WithVersion("v0.3.0"))
 }
 
 // echoDB fails every NewUser with an error that quotes the password, as a

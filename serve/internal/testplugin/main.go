@@ -110,6 +110,20 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 				},
 			},
 			{
+				// vaultversion reports the Vault version the host's system
+				// view gives the mount, for servetest's WithVaultVersion.
+				Pattern: "vaultversion",
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{Callback: func(ctx context.Context, _ *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+						v, err := conf.System.VaultVersion(ctx)
+						if err != nil {
+							return nil, err
+						}
+						return &logical.Response{Data: map[string]interface{}{"version": v, "env": os.Getenv("VAULT_VERSION")}}, nil
+					}},
+				},
+			},
+			{
 				Pattern: "info",
 				Operations: map[logical.Operation]framework.OperationHandler{
 					logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {

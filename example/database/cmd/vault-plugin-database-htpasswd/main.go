@@ -3,8 +3,8 @@
 package main
 
 import (
+	"github.com/plugkit/vaultplugin/dbserve"
 	htpasswd "github.com/plugkit/vaultplugin/example/database"
-	"github.com/plugkit/vaultplugin/serve"
 )
 
-func main() { serve.RunDatabase(htpasswd.New) }
+func main() { dbserve.Run(htpasswd.New) }

@@ -1,4 +1,4 @@
-package serve
+package server
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	goplugin "github.com/hashicorp/go-plugin"
 	version "github.com/hashicorp/go-version"
-	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/logical"
+	"google.golang.org/grpc"
 
 	"github.com/plugkit/vaultplugin/compat"
 	"github.com/plugkit/vaultplugin/logging"
@@ -72,29 +72,28 @@ func FuzzCommandLine(f *testing.F) {
 			env[compat.EnvBackendCookie] = compat.BackendCookieValue
 		}
 		lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-		c := newConfig(compat.Backend)
-		c.name = "fuzz-plugin"
-		c.stdout, c.stderr = &stdout, &stderr
-		c.lookup = lookup
-		c.logger = logging.New(&logging.Options{Output: &stderr, Lookup: lookup})
-		opts := []Option{
-			WithArgs(args...),
-			WithVersion("v1.0.0"),
-			WithFlags(func(fs *flag.FlagSet) {
-				fs.String("greeting", "hello", "an author's string flag")
-				fs.Int("n", 1, "an author's int flag")
-			}),
+		c := NewConfig()
+		c.Name = "fuzz-plugin"
+		c.Stdout, c.Stderr = &stdout, &stderr
+		c.Lookup = lookup
+		c.Logger = logging.New(&logging.Options{Output: &stderr, Lookup: lookup})
+		c.Args = args
+		if c.Args == nil {
+			c.Args = []string{}
 		}
-		if err := c.applyOptions(opts); err != nil {
+		if err := errors.Join(c.SetVersion("v1.0.0"), c.AddFlags(func(fs *flag.FlagSet) {
+			fs.String("greeting", "hello", "an author's string flag")
+			fs.Int("n", 1, "an author's int flag")
+		})); err != nil {
 			t.Fatal(err)
 		}
-		host := compat.FromEnv(lookup)
-		done, err := c.parseFlags(context.Background(), backendKind{factory: fuzzFactory}, host)
+		s := &server{Config: c, plugin: fakePlugin{}, host: compat.FromEnv(lookup)}
+		done, err := s.parseFlags(context.Background())
 
 		switch {
 		case err != nil:
-			if !errors.Is(err, ErrUsage) || ExitCode(err) != ExitUsage {
-				t.Fatalf("rejection %q does not wrap ErrUsage (exit %d)", err, ExitCode(err))
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("rejection %q does not wrap ErrUsage", err)
 			}
 			if done {
 				t.Fatal("done with an error")
@@ -132,12 +131,18 @@ func assertOneLine(t *testing.T, name, s string) {
 	}
 }
 
-func fuzzFactory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-	b := &framework.Backend{BackendType: logical.TypeLogical}
-	if err := b.Setup(ctx, conf); err != nil {
-		return nil, err
-	}
-	return b, nil
+// fakePlugin is a backend kind that serves nothing, for the tests of
+// what happens before serving.
+type fakePlugin struct{}
+
+func (fakePlugin) Kind() compat.Kind { return compat.Backend }
+func (fakePlugin) Factory() any      { return nil }
+func (fakePlugin) Type(context.Context) string {
+	return "secret"
+}
+func (fakePlugin) GRPCOptions() []grpc.ServerOption { return nil }
+func (fakePlugin) Sets(*Instances, Plan) (map[int]goplugin.PluginSet, error) {
+	return nil, errors.New("fakePlugin does not serve")
 }
 
 // FuzzVersion: a version Vault's catalog accepts is reported exactly as
@@ -152,11 +157,11 @@ func FuzzVersion(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		norm, err := normalizeVersion(v)
-		c := &config{}
-		optErr := WithVersion(v)(c)
+		norm, err := NormalizeVersion(v)
+		c := &Config{}
+		optErr := c.SetVersion(v)
 		if (err == nil) != (optErr == nil) {
-			t.Fatalf("normalizeVersion and WithVersion disagree on %q: %v / %v", v, err, optErr)
+			t.Fatalf("NormalizeVersion and WithVersion disagree on %q: %v / %v", v, err, optErr)
 		}
 		if err != nil {
 			if !strings.HasPrefix(optErr.Error(), fmt.Sprintf("WithVersion(%q): ", v)) {
@@ -164,8 +169,8 @@ func FuzzVersion(f *testing.F) {
 			}
 			return
 		}
-		if c.version != norm || c.versionSource != "WithVersion" {
-			t.Fatalf("WithVersion(%q) set %q (%s), want %q", v, c.version, c.versionSource, norm)
+		if c.Version != (Version{Value: norm, Source: VersionFromOption}) {
+			t.Fatalf("WithVersion(%q) set %+v, want %q", v, c.Version, norm)
 		}
 		if !strings.HasPrefix(norm, "v") {
 			t.Fatalf("%q normalised to %q, without the v", v, norm)
@@ -178,7 +183,7 @@ func FuzzVersion(f *testing.F) {
 		if "v"+sv.String() != norm {
 			t.Fatalf("%q (from %q) does not round-trip: Vault stores %q", norm, v, "v"+sv.String())
 		}
-		if again, err := normalizeVersion(norm); err != nil || again != norm {
+		if again, err := NormalizeVersion(norm); err != nil || again != norm {
 			t.Fatalf("normalising %q again gives %q, %v", norm, again, err)
 		}
 		if orig, err := version.NewSemver(v); err != nil || !orig.Equal(sv) {

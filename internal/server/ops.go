@@ -1,4 +1,4 @@
-package serve
+package server
 
 import (
 	"context"
@@ -14,10 +14,13 @@ import (
 	"github.com/plugkit/vaultplugin/compat"
 	"github.com/plugkit/vaultplugin/internal/metrics"
 	"github.com/plugkit/vaultplugin/internal/opshttp"
+	"github.com/plugkit/vaultplugin/logging"
 )
 
 // The operator's switches, set with `vault plugin register -env NAME=VALUE`.
-// Each is off when unset; doc.go in the module root lists them for readers.
+// Each is off when unset. OperatorEnv is their one description, printed by
+// -help; the module's package documentation (doc.go) explains them at
+// length, and a test checks that it names each.
 const (
 	// envDebugWait makes the plugin wait for a debugger before it serves:
 	// a duration, or a boolean ("true" waits defaultDebugWait).
@@ -49,6 +52,16 @@ const debuggerPollInterval = 100 * time.Millisecond
 // endpointCloseTimeout bounds how long requests to the operator endpoint
 // may run on after the plugin stopped serving.
 const endpointCloseTimeout = time.Second
+
+// EnvVar is an environment variable an operator may set, for -help.
+type EnvVar struct{ Name, Help string }
+
+// OperatorEnv lists every variable the library reads from the operator.
+var OperatorEnv = []EnvVar{
+	{logging.LevelEnv, "trace, debug, info, warn, error or off (default trace; Vault filters by its own level)"},
+	{envDebugWait, fmt.Sprintf("before serving, wait for a debugger (dlv attach PID): a duration, at most %s, or true for %s", maxDebugWait, defaultDebugWait)},
+	{envHTTPAddr, "serve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)"},
+}
 
 // opsHint is the hint of every failure an operator switch causes.
 const opsHint = "fix or remove the -env setting given to vault plugin register"
@@ -102,23 +115,23 @@ func parseDebugWait(v string) (time.Duration, error) {
 }
 
 // startOps turns on what the operator asked for: the metrics recorder
-// (which the trackers pick up) and the endpoint. The returned stop closes
-// the endpoint; it is never nil.
-func (c *config) startOps(s opsSettings) (stop func(), err error) {
-	if s.requestedWait > maxDebugWait {
-		c.logger.Warn("the debugger wait is longer than the host's start timeout allows; waiting the maximum",
-			"requested", s.requestedWait.String(), "wait", s.debugWait.String())
+// (set in in.Metrics, so that every instance is recorded) and the
+// endpoint. The returned stop closes the endpoint; it is never nil.
+func (s *server) startOps(o opsSettings, in *Instances) (stop func(), err error) {
+	if o.requestedWait > maxDebugWait {
+		s.Logger.Warn("the debugger wait is longer than the host's start timeout allows; waiting the maximum",
+			"requested", o.requestedWait.String(), "wait", o.debugWait.String())
 	}
-	if s.httpAddr == "" {
+	if o.httpAddr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", s.httpAddr)
+	ln, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: listening on %s: %w", envHTTPAddr, s.httpAddr, err)
+		return nil, fmt.Errorf("%s: listening on %s: %w", envHTTPAddr, o.httpAddr, err)
 	}
-	c.metrics = metrics.New(c.name, c.version)
-	srv := opshttp.Start(ln, c.metrics.Handler(), c.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}))
-	c.logger.Info("serving profiles and metrics", "addr", srv.Addr(),
+	in.Metrics = metrics.New(s.Name, s.Version.Value)
+	srv := opshttp.Start(ln, in.Metrics.Handler(), s.Logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}))
+	s.Logger.Info("serving profiles and metrics", "addr", srv.Addr(),
 		"metrics", "http://"+srv.Addr()+"/metrics", "pprof", "http://"+srv.Addr()+"/debug/pprof/")
 	return func() { srv.Close(endpointCloseTimeout) }, nil
 }
@@ -128,7 +141,7 @@ func (c *config) startOps(s opsSettings) (stop func(), err error) {
 // before the author's code runs, so the operator can set breakpoints in the
 // factory and in Setup. It returns why the plugin must stop instead of
 // serving ("" to serve): SIGTERM, the host gone, or ctx done while waiting.
-func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop string) {
+func (s *server) waitForDebugger(ctx context.Context, d time.Duration) (stop string) {
 	if d <= 0 {
 		return ""
 	}
@@ -146,7 +159,7 @@ func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop str
 	if _, err := tracerPID(); errors.Is(err, errNoTracerInfo) {
 		fields = append(fields, "note", "this system does not tell a process that a debugger attached: the plugin waits the whole time")
 	}
-	c.logger.Info("waiting for a debugger before serving", fields...)
+	s.Logger.Info("waiting for a debugger before serving", fields...)
 
 	start := time.Now()
 	deadline := time.NewTimer(d)
@@ -160,11 +173,11 @@ func (c *config) waitForDebugger(ctx context.Context, d time.Duration) (stop str
 		case why := <-stopRequested:
 			return why
 		case <-deadline.C:
-			c.logger.Info("no debugger attached within the wait; serving", "waited", time.Since(start).Round(time.Millisecond).String())
+			s.Logger.Info("no debugger attached within the wait; serving", "waited", time.Since(start).Round(time.Millisecond).String())
 			return ""
 		case <-tick.C:
 			if tracer, err := tracerPID(); err == nil && tracer != 0 {
-				c.logger.Info("debugger attached; serving", "tracer_pid", tracer, "waited", time.Since(start).Round(time.Millisecond).String())
+				s.Logger.Info("debugger attached; serving", "tracer_pid", tracer, "waited", time.Since(start).Round(time.Millisecond).String())
 				return ""
 			}
 		}

@@ -1,4 +1,4 @@
-package serve
+package server
 
 import (
 	"context"
@@ -36,6 +36,23 @@ func (f *tlsFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecure, "tls-skip-verify", false, "do not verify Vault's API certificate (insecure; logged as a warning)")
 }
 
+// checkFiles reports a file or directory flag that cannot be read, naming
+// the flag and the path. The SDK's own error for it is a bare "open …",
+// which an operator would read as a network or certificate problem.
+func (f *tlsFlags) checkFiles() error {
+	for _, p := range []struct{ flag, path string }{
+		{"-ca-cert", f.caCert}, {"-ca-path", f.caPath}, {"-client-cert", f.clientCert}, {"-client-key", f.clientKey},
+	} {
+		if p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.path); err != nil {
+			return fmt.Errorf("%s %s cannot be read: %w", p.flag, p.path, err)
+		}
+	}
+	return nil
+}
+
 // apiTLSConfig mirrors PluginAPIClientMeta.GetTLSConfig: nil when no flag is set.
 func (f *tlsFlags) apiTLSConfig() *api.TLSConfig {
 	if *f == (tlsFlags{}) {
@@ -50,46 +67,49 @@ func (f *tlsFlags) apiTLSConfig() *api.TLSConfig {
 
 // parseFlags parses the command line. done is true when a person's request
 // (-help, -version, -describe) was answered and nothing should be served.
-func (c *config) parseFlags(ctx context.Context, k kind, host interface{ Started(compat.Kind) bool }) (done bool, err error) {
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+func (s *server) parseFlags(ctx context.Context) (done bool, err error) {
+	fs := flag.NewFlagSet(s.Name, flag.ContinueOnError)
 	// The flag package prints its own errors and the usage on every
 	// error; we print one line instead, where the reader is.
 	fs.SetOutput(io.Discard)
-	c.flags.define(fs)
+	s.flags.define(fs)
 	var showVersion, describe bool
 	fs.BoolVar(&showVersion, "version", false, "print the plugin's version and exit")
 	fs.BoolVar(&describe, "describe", false, "print what this plugin is as JSON (name, version, type, sha256) and exit")
-	for _, define := range c.defineFlags {
+	for _, define := range s.DefineFlags {
 		if err := defineSafely(fs, define); err != nil {
-			return false, c.usage(host, err)
+			return false, s.usage(err)
 		}
 	}
 
-	if err := fs.Parse(c.args); err != nil {
+	if err := fs.Parse(s.Args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			c.printHelp(fs)
+			s.printHelp(ctx, fs)
 			return true, nil
 		}
-		return false, c.usage(host, err)
+		return false, s.usage(err)
 	}
 	if fs.NArg() > 0 {
-		return false, c.usage(host, fmt.Errorf("unexpected argument %q (the plugin takes only flags)", fs.Arg(0)))
+		return false, s.usage(fmt.Errorf("unexpected argument %q (the plugin takes only flags)", fs.Arg(0)))
 	}
-	if (c.flags.clientCert == "") != (c.flags.clientKey == "") {
-		return false, c.usage(host, errors.New("-client-cert and -client-key must be given together"))
+	if (s.flags.clientCert == "") != (s.flags.clientKey == "") {
+		return false, s.usage(errors.New("-client-cert and -client-key must be given together"))
 	}
 	switch {
 	case showVersion:
-		c.resolveVersion()
-		v := c.version
-		if v == "" {
-			v = "(unknown)"
+		s.resolveVersion()
+		if s.Version.Value == "" {
+			// stdout keeps one token for scripts; the why is for the
+			// person, on stderr.
+			fmt.Fprintln(s.Stdout, "(unknown)")
+			fmt.Fprintln(s.Stderr, s.Name+": "+noVersionHelp)
+			return true, nil
 		}
-		fmt.Fprintln(c.stdout, v)
+		fmt.Fprintln(s.Stdout, s.Version.Value)
 		return true, nil
 	case describe:
-		c.resolveVersion()
-		return true, c.printDescription(ctx, k)
+		s.resolveVersion()
+		return true, s.printDescription(ctx)
 	}
 	return false, nil
 }
@@ -107,61 +127,73 @@ func defineSafely(fs *flag.FlagSet, define func(*flag.FlagSet)) (err error) {
 }
 
 // usage reports a command-line mistake. Under a host it is a startup
-// failure like any other (the cause line reaches Vault's API error);
-// a person gets one line on stderr.
-func (c *config) usage(host interface{ Started(compat.Kind) bool }, err error) error {
-	err = usageError{err}
-	if host.Started(c.kind) {
-		return c.fail(compat.FromEnv(c.lookup), err, "check the -args given to vault plugin register; run the binary with -help for its flags")
+// failure like any other (the cause line reaches Vault's API error); a
+// person gets one line on stderr.
+func (s *server) usage(err error) error {
+	hint := "run " + s.Name + " -help for its flags"
+	if s.started() {
+		hint = "check the -args given to vault plugin register; " + hint
 	}
-	// One line, even for a flag name with a line break in it.
-	fmt.Fprintln(c.stderr, oneLine(fmt.Sprintf("%s: %s (run %s -help for its flags)", c.name, err, c.name)))
-	return err
+	return s.fail(usageError{err}, hint)
 }
 
-func (c *config) resolveVersion() {
-	if c.version == "" {
-		c.version, c.versionSource = buildVersion()
+// typeNames are what a person calls each plugin type.
+var typeNames = map[string]string{"secret": "secrets engine", "auth": "auth method", "database": "database"}
+
+// what names the plugin's type for a person, from the probed type.
+func (s *server) what(typ string) string {
+	if w := typeNames[typ]; w != "" {
+		return w
 	}
+	if s.plugin.Kind() == compat.Database {
+		return "database"
+	}
+	return "secrets engine or auth method"
 }
 
-func (c *config) printHelp(fs *flag.FlagSet) {
-	w := c.stdout
-	fmt.Fprintf(w, "Usage: %s [flags]\n\n", c.name)
-	fmt.Fprintf(w, "%s is a Vault %s plugin, served by github.com/plugkit/vaultplugin.\n", c.name, c.kind)
+func (s *server) printHelp(ctx context.Context, fs *flag.FlagSet) {
+	w := s.Stdout
+	fmt.Fprintf(w, "Usage: %s [flags]\n\n", s.Name)
+	fmt.Fprintf(w, "%s is a Vault %s plugin, served by github.com/plugkit/vaultplugin.\n", s.Name, s.what(s.plugin.Type(ctx)))
 	fmt.Fprintf(w, "Vault starts it; operators pass flags with `vault plugin register -args=...`.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 	fmt.Fprintf(w, "\nEnvironment (set with `vault plugin register -env NAME=VALUE`):\n")
-	fmt.Fprintf(w, "  VAULTPLUGIN_LOG_LEVEL\ttrace, debug, info, warn, error or off (default trace; Vault filters by its own level)\n")
-	fmt.Fprintf(w, "  %s\tbefore serving, wait for a debugger (dlv attach PID): a duration, at most %s, or true for %s\n", envDebugWait, maxDebugWait, defaultDebugWait)
-	fmt.Fprintf(w, "  %s\tserve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)\n", envHTTPAddr)
+	for _, v := range OperatorEnv {
+		fmt.Fprintf(w, "  %s\t%s\n", v.Name, v.Help)
+	}
 	fmt.Fprintf(w, "\nExit codes: 0 served until stopped, or answered a flag like this one; 1 startup or serving failure, or run without Vault; 2 bad flag or invalid option.\n")
 }
 
-// Description is what -describe prints, as JSON.
-type Description struct {
-	Name       string `json:"name"`
-	Version    string `json:"version,omitempty"`
-	Type       string `json:"type,omitempty"`
-	SHA256     string `json:"sha256,omitempty"`
-	Path       string `json:"path,omitempty"`
-	SDKVersion string `json:"sdk_version,omitempty"`
-	GoVersion  string `json:"go_version"`
-	Multiplex  bool   `json:"multiplexing"`
+// description is what -describe prints, as JSON. Its fields are a stable
+// interface (serve's package documentation lists them): new fields may be
+// added, none removed or changed in meaning without a new Schema.
+type description struct {
+	Schema        int    `json:"schema"`
+	Name          string `json:"name"`
+	Version       string `json:"version,omitempty"`
+	VersionSource string `json:"version_source"`
+	Type          string `json:"type,omitempty"`
+	SHA256        string `json:"sha256,omitempty"`
+	Path          string `json:"path,omitempty"`
+	SDKVersion    string `json:"sdk_version,omitempty"`
+	GoVersion     string `json:"go_version"`
+	Multiplex     bool   `json:"multiplexing"`
 }
 
-func (c *config) describe(ctx context.Context, k kind) Description {
-	d := Description{
-		Name:      c.name,
-		Version:   c.version,
-		Type:      k.probe(ctx, c),
-		GoVersion: runtime.Version(),
-		Multiplex: c.multiplex,
-	}
-	if c.kind == compat.Database {
-		d.Type = "database"
+// describeSchema is the version of description's fields.
+const describeSchema = 1
+
+func (s *server) describe(ctx context.Context) description {
+	d := description{
+		Schema:        describeSchema,
+		Name:          s.Name,
+		Version:       s.Version.Value,
+		VersionSource: s.Version.Source.String(),
+		Type:          s.plugin.Type(ctx),
+		GoVersion:     runtime.Version(),
+		Multiplex:     s.Multiplex,
 	}
 	d.Path, d.SHA256, _ = executableSHA256()
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -177,10 +209,10 @@ func (c *config) describe(ctx context.Context, k kind) Description {
 	return d
 }
 
-func (c *config) printDescription(ctx context.Context, k kind) error {
-	enc := json.NewEncoder(c.stdout)
+func (s *server) printDescription(ctx context.Context) error {
+	enc := json.NewEncoder(s.Stdout)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(c.describe(ctx, k)); err != nil {
+	if err := enc.Encode(s.describe(ctx)); err != nil {
 		return fmt.Errorf("writing the description: %w", err)
 	}
 	return nil
@@ -202,19 +234,15 @@ func executableSHA256() (path, sum string, err error) {
 
 // printNotAPlugin tells a person who ran the binary what it is and how to
 // register it, instead of go-plugin's terse "This binary is a plugin".
-func (c *config) printNotAPlugin(ctx context.Context, k kind) {
-	c.resolveVersion()
-	d := c.describe(ctx, k)
-	w := c.stderr
-	what := map[string]string{"secret": "secrets engine", "auth": "auth method", "database": "database"}[d.Type]
-	if what == "" {
-		what = "secrets engine or auth method"
-	}
+func (s *server) printNotAPlugin(ctx context.Context) {
+	s.resolveVersion()
+	d := s.describe(ctx)
+	w := s.Stderr
 	ver := ""
 	if d.Version != "" {
 		ver = " " + d.Version
 	}
-	fmt.Fprintf(w, "%s%s is a Vault %s plugin. Vault starts it; running it by hand serves nothing.\n\n", d.Name, ver, what)
+	fmt.Fprintf(w, "%s%s is a Vault %s plugin. Vault starts it; running it by hand serves nothing.\n\n", d.Name, ver, s.what(d.Type))
 	if d.SHA256 != "" {
 		fmt.Fprintf(w, "  binary: %s\n  sha256: %s\n\n", d.Path, d.SHA256)
 	}
@@ -237,6 +265,9 @@ func (c *config) printNotAPlugin(ctx context.Context, k kind) {
 		fmt.Fprintf(w, "  vault secrets enable database\n  vault write database/config/my-db plugin_name=%s allowed_roles=\"*\" ...\n", d.Name)
 	default:
 		fmt.Fprintf(w, "  vault secrets enable %s    # or, for an auth method: vault auth enable %s\n", d.Name, d.Name)
+	}
+	if d.Version == "" {
+		fmt.Fprintf(w, "\nNo -version above: %s\n", noVersionHelp)
 	}
 	fmt.Fprintf(w, "\nRun %s -help for its flags, or -describe for this as JSON.\n", d.Name)
 }

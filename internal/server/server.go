@@ -1,0 +1,258 @@
+// Package server is the serving machinery shared by package serve (secrets
+// engines and auth methods) and package dbserve (database plugins): the
+// command line, the logger, the host's environment, the legacy TLS path,
+// stopping with the host, and turning what go-plugin did into an error.
+// It imports no plugin-kind SDK package, so that a backend plugin's binary
+// does not link the database SDK, nor the reverse; each kind plugs in
+// through the Plugin interface.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-secure-stdlib/mlock"
+	"google.golang.org/grpc"
+
+	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/metrics"
+	"github.com/plugkit/vaultplugin/logging"
+)
+
+// Plugin is what differs between the kinds of plugin served.
+type Plugin interface {
+	// Kind picks the handshake cookie and the serving plan.
+	Kind() compat.Kind
+	// Sets returns go-plugin's versioned plugin sets. Every instance they
+	// build must be registered with in.Tracker, so that a graceful stop
+	// can drain and close it. An error is a startup failure.
+	Sets(in *Instances, plan Plan) (map[int]goplugin.PluginSet, error)
+	// Type builds one instance outside of any host to learn the plugin's
+	// type ("secret", "auth" or "database"), as Vault does at
+	// registration; it returns "" when it cannot before ctx is done.
+	Type(ctx context.Context) string
+	// GRPCOptions are the gRPC server options the kind's SDK uses.
+	GRPCOptions() []grpc.ServerOption
+	// Factory is the author's factory, whose module versions a build
+	// that has no version of its own.
+	Factory() any
+}
+
+// Instances is what a plugin kind needs to build the instances it serves.
+type Instances struct {
+	Logger  hclog.Logger
+	Tracker *Tracker
+	// Metrics is nil unless the operator turned the endpoint on; then
+	// every instance is wrapped to record its requests.
+	Metrics *metrics.Recorder
+	Version Version
+}
+
+// server is one run of a plugin: the options, the host and what follows.
+type server struct {
+	*Config
+	plugin Plugin
+	host   compat.Host
+	flags  tlsFlags
+}
+
+// Serve runs p as c says and returns nil once the host (or ctx) stopped
+// it, or a person's request was answered; otherwise the cause, wrapping
+// ErrUsage for a usage error. optErr is the options' aggregated error: it
+// is reported like any startup failure, once the logger exists.
+func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
+	s := &server{Config: c, plugin: p}
+	if s.Args == nil {
+		s.Args = defaultArgs()
+	}
+	s.host = compat.FromEnv(s.Lookup)
+	if s.Logger == nil {
+		var redact []string
+		if tok, _ := s.Lookup(compat.EnvUnwrapToken); tok != "" {
+			redact = append(redact, tok)
+		}
+		s.Logger = logging.New(&logging.Options{Output: s.Stderr, Redact: redact, Lookup: s.Lookup})
+	}
+	if optErr != nil {
+		return s.fail(usageError{optErr}, "fix the serve options in the plugin's main")
+	}
+
+	// Everything printed to a person goes to the original writers.
+	done, err := s.parseFlags(ctx)
+	if done || err != nil {
+		return err
+	}
+	if !s.started() {
+		s.printNotAPlugin(ctx)
+		return ErrNoHost
+	}
+
+	restoreLog := logging.RouteStdLog(s.Logger)
+	defer restoreLog()
+	for _, p := range s.host.Problems {
+		s.Logger.Warn("malformed setting from the host, ignored", "error", p)
+	}
+	s.resolveVersion()
+	ops, err := readOps(ctx, s.Lookup)
+	if err != nil {
+		return s.fail(err, opsHint)
+	}
+	plan := NewPlan(s.host, p.Kind(), s.Multiplex)
+	s.Logger.Debug("starting", "host", s.host.String(), "version", s.Version.Value, "version_source", s.Version.Source.String())
+	for _, r := range plan.Reasons {
+		s.Logger.Debug("serving plan", "reason", r)
+	}
+	s.warnInsecureTLS(plan.TLSProvider)
+	if plan.Mlock {
+		if err := mlock.LockMemory(); err != nil {
+			return s.fail(fmt.Errorf("locking memory (the host set %s=true): %w", compat.EnvMlock, err),
+				"give the plugin binary CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or set disable_mlock = true in Vault's configuration")
+		}
+	}
+
+	in := &Instances{Logger: s.Logger, Tracker: NewTracker(s.Logger), Version: s.Version}
+	stopOps, err := s.startOps(ops, in)
+	if err != nil {
+		return s.fail(err, "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log")
+	}
+	defer stopOps()
+	// Before anything of the author's runs (a database factory runs in
+	// Sets), so every breakpoint can be hit.
+	if why := s.waitForDebugger(ctx, ops.debugWait); why != "" {
+		s.Logger.Info("stopped before serving", "reason", why)
+		return nil
+	}
+	return s.run(ctx, in, plan)
+}
+
+// started reports whether a host of the plugin's kind started the process.
+func (s *server) started() bool { return s.host.Started(s.plugin.Kind()) }
+
+// run hands the process to go-plugin and turns what it did into an error.
+func (s *server) run(ctx context.Context, in *Instances, plan Plan) error {
+	sets, err := s.plugin.Sets(in, plan)
+	if err != nil {
+		return s.fail(err, "")
+	}
+	watch := &startupWatch{Logger: s.Logger}
+
+	var tlsProvider func() (*tls.Config, error)
+	if plan.TLSProvider {
+		tlsProvider = s.tlsProvider(watch)
+	}
+
+	var (
+		srvMu sync.Mutex
+		srv   *grpc.Server
+	)
+	key, value := s.plugin.Kind().Cookie()
+	serveConfig := &goplugin.ServeConfig{
+		HandshakeConfig:  goplugin.HandshakeConfig{MagicCookieKey: key, MagicCookieValue: value},
+		VersionedPlugins: sets,
+		TLSProvider:      tlsProvider,
+		Logger:           watch,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			opts = append(opts, s.plugin.GRPCOptions()...)
+			g := goplugin.DefaultGRPCServer(opts)
+			srvMu.Lock()
+			srv = g
+			srvMu.Unlock()
+			return g
+		},
+	}
+
+	// Stop serving when asked: SIGTERM from a supervisor, the host gone,
+	// or the caller's context. go-plugin leaves SIGTERM to the Go
+	// runtime, which would kill the process without calling any
+	// backend's Cleanup.
+	stopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopRequested, release := listenForStop()
+	defer release()
+	stopped := make(chan struct{})
+	stopping := false // written before stopped is closed, read after
+	go func() {
+		defer close(stopped)
+		var why string
+		select {
+		case <-stopCtx.Done():
+			if ctx.Err() == nil {
+				return // serving ended on its own
+			}
+			why = "context done"
+		case why = <-stopRequested:
+		}
+		s.Logger.Info("stopping", "reason", why)
+		stopping = true
+		in.Tracker.Shutdown(s.ShutdownTimeout)
+		srvMu.Lock()
+		g := srv
+		srvMu.Unlock()
+		if g != nil {
+			g.Stop()
+		} else {
+			// Not serving yet (still unwrapping, say): nothing to drain.
+			watch.abort(errors.New("stopped before serving: " + why))
+		}
+	}()
+
+	goplugin.Serve(serveConfig)
+	cancel()
+	<-stopped
+
+	srvMu.Lock()
+	served := srv != nil
+	srvMu.Unlock()
+	if err := watch.err(); err != nil {
+		if errors.Is(err, errAborted) {
+			s.Logger.Info("stopped before serving", "reason", err)
+			return nil
+		}
+		// A stop right after the handshake can beat go-plugin's call to
+		// the gRPC server's Serve, which then fails with ErrServerStopped:
+		// that is our own stop, not a failure (TestSIGTERM/exit_0 saw
+		// exit 1 about once in six runs under -race).
+		if stopping && errors.Is(err, grpc.ErrServerStopped) {
+			return nil
+		}
+		return s.fail(err, watch.hint)
+	}
+	if !served {
+		return s.fail(errors.New("go-plugin stopped before serving, without an error"), "")
+	}
+	return nil
+}
+
+// fail reports a failure where its reader is. Under a host: an error
+// record on stderr (Vault re-logs it at ERROR) and a plain line on stdout
+// (Vault's API error quotes it: "Unrecognized remote plugin message: …").
+// For a person: one plain line on stderr, as for a bad flag, because a
+// JSON record is for machines. It returns err.
+func (s *server) fail(err error, hint string) error {
+	line := s.Name + ": " + err.Error()
+	if hint != "" {
+		line += " (" + hint + ")"
+	}
+	if !s.started() {
+		fmt.Fprintln(s.Stderr, oneLine(line))
+		return err
+	}
+	if hint != "" {
+		s.Logger.Error("plugin failed to start", "error", err, "hint", hint)
+	} else {
+		s.Logger.Error("plugin failed to start", "error", err)
+	}
+	fmt.Fprintln(s.Stdout, oneLine(line))
+	return err
+}
+
+// oneLine folds line breaks: the host reads one line as the cause.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

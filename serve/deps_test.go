@@ -1,0 +1,74 @@
+package serve_test
+
+import (
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// goListDeps returns the packages a main package links.
+func goListDeps(t *testing.T, pkg string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	deps := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		deps[p] = true
+	}
+	return deps
+}
+
+// A secrets engine or auth method served by serve.Run links nothing of
+// the database SDK (dbplugin/v5 lives in dbserve). And the same backend
+// served by the docs' bare SDK main and by serve.Run (the benchmark's
+// pair) differ only by this module's own packages and the metrics
+// library the operator endpoint uses.
+func TestBackendBinaryDeps(t *testing.T) {
+	for _, pkg := range []string{"../bench/internal/ours", "../example/secrets/cmd/vault-plugin-secrets-example", "../example/auth/cmd/vault-plugin-auth-example", "./internal/testplugin"} {
+		for p := range goListDeps(t, pkg) {
+			if strings.Contains(p, "/dbplugin/v5") {
+				t.Errorf("%s links %s", pkg, p)
+			}
+		}
+	}
+
+	bare := goListDeps(t, "../bench/internal/bare")
+	allowed := []string{
+		"github.com/plugkit/vaultplugin/",
+		"github.com/VictoriaMetrics/metrics",
+		"github.com/valyala/",
+		"runtime/metrics",
+	}
+	for _, pkg := range []string{"../bench/internal/ours"} {
+		var extra []string
+		for p := range goListDeps(t, pkg) {
+			if bare[p] {
+				continue
+			}
+			ok := false
+			for _, a := range allowed {
+				ok = ok || strings.HasPrefix(p, a)
+			}
+			if !ok {
+				extra = append(extra, p)
+			}
+		}
+		sort.Strings(extra)
+		if len(extra) > 0 {
+			t.Errorf("%s links packages the bare SDK main does not: %s", pkg, strings.Join(extra, " "))
+		}
+	}
+}
+
+// A database plugin served by dbserve.Run does not link the backend
+// plugin SDK (sdk/plugin), as dbplugin.Serve's main does not.
+func TestDatabaseBinaryDeps(t *testing.T) {
+	for p := range goListDeps(t, "../example/database/cmd/vault-plugin-database-htpasswd") {
+		if p == "github.com/hashicorp/vault/sdk/plugin" || p == "github.com/plugkit/vaultplugin/serve" {
+			t.Errorf("the database plugin links %s", p)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package servetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
+	"github.com/hashicorp/vault/sdk/helper/pluginutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Database is a database plugin (dbplugin v5) running as Vault's database
+// secrets engine runs one: a process that serves a dbplugin.Database per
+// connection.
+type Database struct {
+	// Process is the running process: its id, logs, Kill and Close.
+	*Process
+}
+
+// NewDatabase is New for a database plugin: the database handshake cookie
+// and protocols 5 and 6, AutoMTLS. WithoutHostMultiplexing and
+// WithLegacyTLS are refused: Vault plays neither host for a database
+// plugin. The caller must Close the Database.
+func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Database, error) {
+	c, err := newConfig(true, opts)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := launch(ctx, bin, c)
+	if err != nil {
+		return nil, err
+	}
+	return &Database{Process: proc}, nil
+}
+
+// StartDatabase is NewDatabase for tests: it fails t on error and closes
+// the plugin when the test ends.
+func StartDatabase(t testing.TB, bin string, opts ...Option) *Database {
+	t.Helper()
+	d, err := NewDatabase(context.Background(), bin, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// NewConnection opens a new connection to the plugin, as a new
+// `vault write database/config/NAME` does: its own instance in the same
+// process when the plugin multiplexes; a plugin that does not serves one
+// connection per process, as in Vault. The caller initializes it with
+// Initialize. Like Vault's client, the connection is a
+// logical.PluginVersioner. Its Close runs once; Database.Close closes
+// those still open.
+func (d *Database) NewConnection(ctx context.Context) (dbplugin.Database, error) {
+	c, err := d.newConnection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (d *Database) newConnection(ctx context.Context) (*connection, error) {
+	unreserve, err := d.reserve("connection", "Database")
+	if err != nil {
+		return nil, err
+	}
+	_, client, err := d.instanceConn()
+	if err != nil {
+		unreserve()
+		return nil, err
+	}
+	db, err := dbplugin.NewPluginClient(ctx, runner{client: client}, pluginutil.PluginClientConfig{Name: "servetest"})
+	if err != nil {
+		unreserve()
+		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
+	}
+	return &connection{Database: db, close: d.track(func(context.Context) error { return db.Close() })}, nil
+}
+
+// Connect is NewConnection for tests: it fails t on error and closes the
+// connection when the test ends.
+func (d *Database) Connect(t testing.TB) dbplugin.Database {
+	t.Helper()
+	c, err := d.newConnection(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.stopAtEnd(t, c.close)
+	return c
+}
+
+// connection makes a connection's Close happen once, whether the test,
+// its cleanup or Database.Close calls it first: the SDK's client would
+// send the plugin a second Close for an instance it has already dropped.
+// Otherwise it is the SDK's client, which Vault's database engine holds.
+type connection struct {
+	dbplugin.Database
+	close func(context.Context) error
+}
+
+func (c *connection) Close() error { return c.close(context.Background()) }
+
+// PluginVersion is the plugin's version, as the SDK's client reports it
+// to Vault (dbplugin.DatabasePluginClient is a logical.PluginVersioner).
+func (c *connection) PluginVersion() logical.PluginVersion {
+	if v, ok := c.Database.(logical.PluginVersioner); ok {
+		return v.PluginVersion()
+	}
+	return logical.EmptyPluginVersion
+}
+
+// runner hands dbplugin.NewPluginClient the already running plugin.
+type runner struct {
+	pluginutil.RunnerUtil
+	client pluginClient
+}
+
+func (r runner) NewPluginClient(context.Context, pluginutil.PluginClientConfig) (pluginutil.PluginClient, error) {
+	return r.client, nil
+}

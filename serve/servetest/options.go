@@ -1,0 +1,176 @@
+package servetest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-multierror"
+)
+
+// DefaultVaultVersion is the VAULT_VERSION a plugin sees, and the version
+// its mounts' system view reports, unless WithVaultVersion says otherwise:
+// the release the project is proven on.
+const DefaultVaultVersion = "1.21.0"
+
+// An Option changes how New, Start, NewDatabase or StartDatabase plays
+// the host. Options are checked before anything starts: the error from New
+// (or the failure of Start) lists every invalid option at once, so a test
+// author fixes them in one go instead of one run per mistake.
+type Option interface {
+	// apply records the option in c, or says why it cannot. It is
+	// unexported so that the host's configuration stays an implementation
+	// detail: only this package's With functions make Options.
+	apply(c *config) error
+}
+
+// optionFunc turns a function into an Option.
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// config is the host that New and NewDatabase play.
+type config struct {
+	database     bool // set before the options run, so they can refuse a kind
+	legacyTLS    bool
+	metadataMode bool
+	noHostMux    bool
+	env          []string
+	args         []string
+	vaultVersion string
+	stderr       io.Writer
+	logger       hclog.Logger
+}
+
+// newConfig applies opts to the host for a backend (database false) or a
+// database plugin and returns every problem found, not only the first.
+func newConfig(database bool, opts []Option) (*config, error) {
+	c := &config{database: database, vaultVersion: DefaultVaultVersion}
+	var errs *multierror.Error
+	for i, o := range opts {
+		if o == nil {
+			errs = multierror.Append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			continue
+		}
+		if err := o.apply(c); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	if c.metadataMode && c.legacyTLS {
+		errs = multierror.Append(errs, errors.New("WithMetadataMode and WithLegacyTLS exclude each other: a host in metadata mode sends no wrapping token"))
+	}
+	if errs != nil {
+		errs.ErrorFormat = listErrors
+		return nil, fmt.Errorf("servetest: %w", errs)
+	}
+	return c, nil
+}
+
+// listErrors formats option errors: one error reads as itself, several as
+// a list, one per line.
+func listErrors(errs []error) string {
+	if len(errs) == 1 {
+		return errs[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d invalid options:", len(errs))
+	for _, err := range errs {
+		b.WriteString("\n\t* ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// WithEnv adds "KEY=VALUE" entries to the plugin's environment, after the
+// variables Vault sets, as `vault plugin register -env` does. Several
+// WithEnv options add their entries in order.
+func WithEnv(kv ...string) Option {
+	return optionFunc(func(c *config) error {
+		for _, e := range kv {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				return fmt.Errorf("WithEnv(%q): want KEY=VALUE", e)
+			}
+		}
+		c.env = append(c.env, kv...)
+		return nil
+	})
+}
+
+// WithArgs appends args to the plugin's command line, as
+// `vault plugin register -args` does. Several WithArgs options append in
+// order, so a test can build the command line from parts; the -ca-cert
+// that WithLegacyTLS adds comes before them all.
+func WithArgs(args ...string) Option {
+	return optionFunc(func(c *config) error {
+		c.args = append(c.args, args...)
+		return nil
+	})
+}
+
+// WithVaultVersion sets the Vault version the plugin sees, so a plugin
+// that adapts to its host's version can be tested against several: v as
+// given in VAULT_VERSION at start, and from each mount's system view
+// (VaultVersion, PluginEnv) split as Vault reports it, the release apart
+// from a -prerelease and +metadata.
+func WithVaultVersion(v string) Option {
+	return optionFunc(func(c *config) error {
+		if v == "" {
+			return errors.New("WithVaultVersion: empty version")
+		}
+		c.vaultVersion = v
+		return nil
+	})
+}
+
+// WithMetadataMode plays a host that starts the plugin only to read its
+// metadata (type, version), as Vaults before 1.12 did at registration:
+// VAULT_PLUGIN_METADATA_MODE=true, no TLS. The SDK refuses requests in
+// this mode; Setup and the version still answer.
+func WithMetadataMode() Option {
+	return optionFunc(func(c *config) error {
+		c.metadataMode = true
+		return nil
+	})
+}
+
+// WithoutHostMultiplexing plays a host that does not multiplex: it offers
+// only protocol 4, as Vault does for a plugin it will not share, so the
+// plugin serves one backend and every Mount after the first fails. It is
+// for backend plugins only: Vault always offers a database plugin
+// protocols 5 and 6 and lets the plugin choose.
+func WithoutHostMultiplexing() Option {
+	return optionFunc(func(c *config) error {
+		if c.database {
+			return errors.New("WithoutHostMultiplexing does not apply to database plugins: Vault always offers them protocols 5 and 6, and whether to multiplex is the plugin's choice")
+		}
+		c.noHostMux = true
+		return nil
+	})
+}
+
+// WithStderr copies the plugin's raw stderr lines to w as well, e.g.
+// os.Stderr to watch a plugin's records while a test runs.
+func WithStderr(w io.Writer) Option {
+	return optionFunc(func(c *config) error {
+		if w == nil {
+			return errors.New("WithStderr(nil): want a writer")
+		}
+		c.stderr = w
+		return nil
+	})
+}
+
+// WithLogger is the host-side logger, to which go-plugin re-logs the
+// plugin's records as Vault does, so a test sees the levels and names an
+// operator would. By default the records are only kept for Logs.
+func WithLogger(l hclog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return errors.New("WithLogger(nil): want a logger")
+		}
+		c.logger = l
+		return nil
+	})
+}
