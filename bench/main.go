@@ -65,6 +65,30 @@ func run(rounds, requests, mounts int) error {
 		}
 		res[s.name]["binary size (MiB)"] = float64(st.Size()) / (1 << 20)
 	}
+	// The same binaries stripped, as release builds are, and serve.Run
+	// without the operator endpoint (-tags vaultplugin_noendpoint); the
+	// bare SDK main is the same build in both rows, so each ratio is the
+	// cost of that variant.
+	for _, v := range []struct {
+		figure string
+		flags  []string
+	}{
+		{"binary size, -ldflags=-s -w (MiB)", []string{"-ldflags=-s -w"}},
+		{"binary size, -s -w, no endpoint (MiB)", []string{"-ldflags=-s -w", "-tags=vaultplugin_noendpoint"}},
+	} {
+		for _, s := range []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}} {
+			out := filepath.Join(dir, "variant")
+			args := append(append([]string{"build", "-o", out}, v.flags...), s.bin)
+			if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
+			}
+			st, err := os.Stat(out)
+			if err != nil {
+				return err
+			}
+			res[s.name][v.figure] = float64(st.Size()) / (1 << 20)
+		}
+	}
 
 	// Handshakes, alternating binaries so both see the same noise.
 	hs := map[string][]float64{}
@@ -273,14 +297,14 @@ func print(res map[string]map[string]float64) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	fmt.Printf("%-36s %12s %12s %8s\n", "figure", "bare SDK", "serve.Run", "ratio")
+	fmt.Printf("%-44s %12s %12s %8s\n", "figure", "bare SDK", "serve.Run", "ratio")
 	for _, k := range keys {
 		b, o := res["bare SDK"][k], res["serve.Run"][k]
 		ratio := 0.0
 		if b != 0 {
 			ratio = o / b
 		}
-		fmt.Printf("%-36s %12.2f %12.2f %8.3f\n", k, b, o, ratio)
+		fmt.Printf("%-44s %12.2f %12.2f %8.3f\n", k, b, o, ratio)
 	}
 	fmt.Println("\nratio = serve.Run / bare SDK; for throughput higher is better, for the rest lower is better.")
 }

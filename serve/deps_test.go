@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -70,5 +71,31 @@ func TestDatabaseBinaryDeps(t *testing.T) {
 		if p == "github.com/hashicorp/vault/sdk/plugin" || p == "github.com/plugkit/vaultplugin/serve" {
 			t.Errorf("the database plugin links %s", p)
 		}
+	}
+}
+
+// A plugin built with -tags vaultplugin_noendpoint does not link the
+// endpoint's HTTP server and profile handlers (the metrics package stays
+// imported, but nothing calls its constructor, so the linker drops it),
+// and refuses the operator's VAULTPLUGIN_HTTP_ADDR with the
+// reason and the fix rather than ignoring it.
+func TestWithoutEndpoint(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "testplugin-noendpoint")
+	if out, err := exec.Command("go", "build", "-tags", "vaultplugin_noendpoint", "-o", bin, testPlugin).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("go", "list", "-tags", "vaultplugin_noendpoint", "-deps", testPlugin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "github.com/plugkit/vaultplugin/internal/opshttp" {
+			t.Errorf("links %s", p)
+		}
+	}
+	r := run(t, bin, hostEnv("VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0"))
+	assertStartupFailure(t, r, 1, "VAULTPLUGIN_HTTP_ADDR=127.0.0.1:0: this plugin was built with -tags vaultplugin_noendpoint")
+	if !strings.Contains(r.stdout, "rebuild the plugin without that tag") {
+		t.Errorf("no fix in the cause line: %q", r.stdout)
 	}
 }

@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/plugkit/vaultplugin/compat"
-	"github.com/plugkit/vaultplugin/internal/metrics"
-	"github.com/plugkit/vaultplugin/internal/opshttp"
+	"github.com/plugkit/vaultplugin/internal/loopback"
 	"github.com/plugkit/vaultplugin/logging"
 )
 
@@ -63,6 +59,10 @@ var OperatorEnv = []EnvVar{
 	{envHTTPAddr, "serve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)"},
 }
 
+// errNoEndpoint is the failure of VAULTPLUGIN_HTTP_ADDR in a plugin built
+// without the endpoint (endpoint_off.go).
+var errNoEndpoint = errors.New("this plugin was built with -tags vaultplugin_noendpoint, without the operator endpoint")
+
 // opsHint is the hint of every failure an operator switch causes.
 const opsHint = "fix or remove the -env setting given to vault plugin register"
 
@@ -86,7 +86,7 @@ func readOps(ctx context.Context, lookup compat.LookupFunc) (opsSettings, error)
 		s.requestedWait, s.debugWait = d, min(d, maxDebugWait)
 	}
 	if v, _ := lookup(envHTTPAddr); v != "" {
-		addr, err := opshttp.LoopbackAddr(ctx, v, nil)
+		addr, err := loopback.Addr(ctx, v, nil)
 		if err != nil {
 			return s, fmt.Errorf("%s: %w", envHTTPAddr, err)
 		}
@@ -125,15 +125,7 @@ func (s *server) startOps(o opsSettings, in *Instances) (stop func(), err error)
 	if o.httpAddr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", o.httpAddr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: listening on %s: %w", envHTTPAddr, o.httpAddr, err)
-	}
-	in.Metrics = metrics.New(s.Name, s.Version.Value)
-	srv := opshttp.Start(ln, in.Metrics.Handler(), s.Logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}))
-	s.Logger.Info("serving profiles and metrics", "addr", srv.Addr(),
-		"metrics", "http://"+srv.Addr()+"/metrics", "pprof", "http://"+srv.Addr()+"/debug/pprof/")
-	return func() { srv.Close(endpointCloseTimeout) }, nil
+	return s.startEndpoint(o.httpAddr, in)
 }
 
 // waitForDebugger waits, when the operator asked for it, until a debugger

@@ -119,7 +119,11 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	in := &Instances{Logger: s.Logger, Tracker: NewTracker(s.Logger), Version: s.Version}
 	stopOps, err := s.startOps(ops, in)
 	if err != nil {
-		return s.fail(err, "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log")
+		hint := "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log"
+		if errors.Is(err, errNoEndpoint) {
+			hint = opsHint + ", or rebuild the plugin without that tag"
+		}
+		return s.fail(err, hint)
 	}
 	defer stopOps()
 	// Before anything of the author's runs (a database factory runs in
