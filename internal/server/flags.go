@@ -160,7 +160,7 @@ func (s *server) printHelp(ctx context.Context, fs *flag.FlagSet) {
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 	fmt.Fprintf(w, "\nEnvironment (set with `vault plugin register -env NAME=VALUE`):\n")
-	for _, v := range OperatorEnv {
+	for _, v := range OperatorEnv() {
 		fmt.Fprintf(w, "  %s\t%s\n", v.Name, v.Help)
 	}
 	fmt.Fprintf(w, "\nExit codes: 0 served until stopped, or answered a flag like this one; 1 startup or serving failure, or run without Vault; 2 bad flag or invalid option.\n")

@@ -53,10 +53,14 @@ const endpointCloseTimeout = time.Second
 type EnvVar struct{ Name, Help string }
 
 // OperatorEnv lists every variable the library reads from the operator.
-var OperatorEnv = []EnvVar{
-	{logging.LevelEnv, "trace, debug, info, warn, error or off (default trace; Vault filters by its own level)"},
-	{envDebugWait, fmt.Sprintf("before serving, wait for a debugger (dlv attach PID): a duration, at most %s, or true for %s", maxDebugWait, defaultDebugWait)},
-	{envHTTPAddr, "serve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)"},
+// It is a function, not a variable, so that nothing can change it and
+// package initialisation formats nothing.
+func OperatorEnv() []EnvVar {
+	return []EnvVar{
+		{logging.LevelEnv, "trace, debug, info, warn, error or off (default trace; Vault filters by its own level)"},
+		{envDebugWait, fmt.Sprintf("before serving, wait for a debugger (dlv attach PID): a duration, at most %s, or true for %s", maxDebugWait, defaultDebugWait)},
+		{envHTTPAddr, "serve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)"},
+	}
 }
 
 // errNoEndpoint is the failure of VAULTPLUGIN_HTTP_ADDR in a plugin built

@@ -3,8 +3,6 @@ package server
 import (
 	"fmt"
 
-	version "github.com/hashicorp/go-version"
-
 	"github.com/plugkit/vaultplugin/compat"
 )
 
@@ -46,10 +44,14 @@ func (f Feature) String() string {
 //   - Multiplexing: database plugins since 1.10 (SDK v0.4.0); secrets and
 //     auth since 1.12 (SDK v0.5.4).
 //   - Plugin versions: since 1.12 (`vault plugin register -version`).
-var since = map[Feature][2]*version.Version{
-	FeatureAutoMTLS:       {version.Must(version.NewVersion("1.12.0")), version.Must(version.NewVersion("1.6.0"))},
-	FeatureMultiplexing:   {version.Must(version.NewVersion("1.12.0")), version.Must(version.NewVersion("1.10.0"))},
-	FeaturePluginVersions: {version.Must(version.NewVersion("1.12.0")), version.Must(version.NewVersion("1.12.0"))},
+//
+// Each is {major, minor} for backends, then for databases: a table of
+// numbers rather than parsed versions, so that package initialisation,
+// which every plugin start pays for, parses nothing.
+var since = map[Feature][2][2]int{
+	FeatureAutoMTLS:       {{1, 12}, {1, 6}},
+	FeatureMultiplexing:   {{1, 12}, {1, 10}},
+	FeaturePluginVersions: {{1, 12}, {1, 12}},
 }
 
 // supports reports whether the host has feature f for plugins of kind k.
@@ -69,7 +71,8 @@ func supports(h compat.Host, f Feature, k compat.Kind) (supported, known bool) {
 	if h.OpenBao {
 		return true, true
 	}
-	return h.Version.Core().GreaterThanOrEqual(min[k]), true
+	seg, want := h.Version.Segments(), min[k]
+	return seg[0] > want[0] || seg[0] == want[0] && seg[1] >= want[1], true
 }
 
 // Plan is how to serve on a host, decided from what it told the plugin.

@@ -142,7 +142,7 @@ func TestDocListsOperatorEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range OperatorEnv {
+	for _, v := range OperatorEnv() {
 		if !strings.Contains(string(doc), "//\t"+v.Name+" ") {
 			t.Errorf("doc.go's table has no line for %s", v.Name)
 		}
