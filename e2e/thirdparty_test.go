@@ -80,15 +80,18 @@ func TestThirdPartyBackend(t *testing.T) {
 		v := startVault(t, k8sPlugin)
 
 		// -dev-plugin-dir registered the binary with the version it reports.
-		var catalog []struct {
-			Name, Type, Version string
-			Builtin             bool
+		var catalog struct {
+			Details []struct {
+				Name, Type, Version string
+				Builtin             bool
+			}
 		}
-		if err := json.Unmarshal([]byte(v.must("plugin", "list", "-detailed", "-format=json", "auth")), &catalog); err != nil {
-			t.Fatal(err)
+		out := v.must("plugin", "list", "-detailed", "-format=json", "auth")
+		if err := json.Unmarshal([]byte(out), &catalog); err != nil {
+			t.Fatalf("plugin list: %v\n%s", err, out)
 		}
 		var registered []string
-		for _, p := range catalog {
+		for _, p := range catalog.Details {
 			if p.Name == k8sPlugin && !p.Builtin {
 				registered = append(registered, p.Version)
 			}
@@ -121,20 +124,33 @@ func TestThirdPartyBackend(t *testing.T) {
 		if want := sha(t, bin); m.RunningSHA256 != want {
 			t.Errorf("k8s/ mount runs sha256 %q, the built binary is %q", m.RunningSHA256, want)
 		}
+		// The process Vault started resolved the same version itself (its
+		// debug record, relayed by Vault at -log-level=debug).
+		if l := grep(v.log.String(), `version_source="factory's module"`); !strings.Contains(l, "version="+ver) {
+			t.Errorf("Vault's log has no record of the plugin starting with version %s from the factory's module:\n%s", ver, l)
+		} else {
+			t.Logf("Vault's log: %s", strings.SplitN(l, "\n", 2)[0])
+		}
 
 		// Writing the config only stores it: nothing dials the host, and
-		// the only host named is loopback.
-		v.must("write", "auth/k8s/config", "kubernetes_host=https://127.0.0.1:1")
+		// the only host named is loopback. Outside a pod the method needs
+		// disable_local_ca_jwt=true, or it fails reading the pod's CA file
+		// (open /var/run/secrets/kubernetes.io/serviceaccount/ca.crt), as
+		// Vault's builtin kubernetes method does too; it only stops that
+		// file read.
+		v.must("write", "auth/k8s/config", "kubernetes_host=https://127.0.0.1:1", "disable_local_ca_jwt=true")
 		var cfg struct {
 			Data struct {
-				KubernetesHost string `json:"kubernetes_host"`
+				KubernetesHost    string `json:"kubernetes_host"`
+				DisableLocalCAJwt bool   `json:"disable_local_ca_jwt"`
 			} `json:"data"`
 		}
 		if err := json.Unmarshal([]byte(v.must("read", "-format=json", "auth/k8s/config")), &cfg); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Data.KubernetesHost != "https://127.0.0.1:1" {
-			t.Errorf("config kubernetes_host = %q", cfg.Data.KubernetesHost)
+		t.Logf("vault read auth/k8s/config: kubernetes_host=%s disable_local_ca_jwt=%t", cfg.Data.KubernetesHost, cfg.Data.DisableLocalCAJwt)
+		if cfg.Data.KubernetesHost != "https://127.0.0.1:1" || !cfg.Data.DisableLocalCAJwt {
+			t.Errorf("config read back: kubernetes_host %q disable_local_ca_jwt %t", cfg.Data.KubernetesHost, cfg.Data.DisableLocalCAJwt)
 		}
 
 		v.must("write", "auth/k8s/role/demo", "bound_service_account_names=default", "bound_service_account_namespaces=default")
@@ -144,7 +160,7 @@ func TestThirdPartyBackend(t *testing.T) {
 				Namespaces []string `json:"bound_service_account_namespaces"`
 			} `json:"data"`
 		}
-		out := v.must("read", "-format=json", "auth/k8s/role/demo")
+		out = v.must("read", "-format=json", "auth/k8s/role/demo")
 		if err := json.Unmarshal([]byte(out), &role); err != nil {
 			t.Fatalf("role: %v\n%s", err, out)
 		}
