@@ -1,23 +1,21 @@
 // Package metrics counts a plugin's requests and serves them in the
-// Prometheus text format, with github.com/VictoriaMetrics/metrics.
+// Prometheus text format (version 0.0.4), with no library.
 //
-// That library, not prometheus/client_golang, because merely importing
-// client_golang costs every plugin binary, metrics on or off: its package
-// init registers a Go and a process collector in a global registry (about a
-// millisecond more before the handshake, 1.8 MiB more resident at idle) and
-// it adds 2.1 MiB to the binary. VictoriaMetrics' init only creates an empty
-// default Set, which this package never uses.
+// Every plugin binary links this package, metrics on or off, and Go runs
+// the initialization of every linked package before main: so this package
+// and what it imports do no work at initialization — no init functions and
+// no package-level variable computed by a call; its tables are constants or
+// literals the linker lays out. (The libraries tried before cost exactly
+// that: prometheus/client_golang registers a Go and a process collector in
+// a global registry, about a millisecond and 1.8 MiB resident; and
+// VictoriaMetrics/metrics reads cgroup and PSI files, compiles a regexp and
+// builds runtime/metrics tables, 0.4 to 0.5 ms with runtime/metrics' own
+// init, on every start, for a feature that is off by default.) The format
+// is small enough to write by hand: counters, gauges and fixed-bucket
+// histograms, plus the Go runtime and process metrics, read when scraped.
 //
-// Nothing here is global: each Recorder keeps its metrics in Sets of its own
-// (one per metric family), so two in one process (tests) never collide and
-// nothing is exported through the library's default Set or global
-// WritePrometheus. The library's one global switch, ExposeMetadata, is left
-// alone: Recorder writes the HELP and TYPE lines of its own families itself
-// (and drops any the library adds, should something else in the process
-// turn that switch on). The Go runtime and process metrics (go_*, process_*)
-// come from the library's writers and have no HELP or TYPE lines unless that
-// switch is on: Prometheus ingests them as untyped, which changes nothing for
-// queries.
+// Nothing here is global: each Recorder keeps its own series, so two in one
+// process (tests) never collide.
 //
 // A Recorder is created only when an operator turns the metrics on; serve
 // then wraps each backend or database instance once, when it is built, so a
@@ -25,8 +23,8 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -34,7 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -44,8 +41,9 @@ import (
 // hit from a round trip to an API), and end at 30 s, a third of Vault's
 // default max_request_duration (90 s), where a backend calling out to a
 // slow API ends up; slower requests count in +Inf only. Fifteen buckets
-// keep a series at 18 lines.
-var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+// keep a series at 18 lines. An array, so that a histogram's counts are an
+// array too, sized at compile time.
+var latencyBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // maxSeries bounds the (operation, mount) pairs recorded apart. Operations
 // are few (Vault's logical.Operation values) but mounts are the host's to
@@ -59,44 +57,84 @@ const maxSeries = 1024
 // past maxSeries. Vault's mount points end in a slash, so it names no mount.
 const overflowLabel = "_other"
 
-// family is one metric family: its HELP and TYPE lines and a Set holding
-// its series.
-type family struct {
-	name, typ, help string
-	set             *vm.Set
-}
+// The metric families' names, types and help texts.
+const (
+	requestsName  = "vaultplugin_requests_total"
+	requestsHelp  = "Requests handled by the plugin's backends, by operation and mount point."
+	errorsName    = "vaultplugin_request_errors_total"
+	errorsHelp    = "Requests that returned an error or an error response, by operation and mount point."
+	latencyName   = "vaultplugin_request_duration_seconds"
+	latencyHelp   = "Time the backend took to handle a request, by operation and mount point."
+	dbCallsName   = "vaultplugin_database_calls_total"
+	dbCallsHelp   = "Database plugin calls, by method."
+	dbErrorsName  = "vaultplugin_database_call_errors_total"
+	dbErrorsHelp  = "Database plugin calls that returned an error, by method."
+	dbLatencyName = "vaultplugin_database_call_duration_seconds"
+	dbLatencyHelp = "Time the database plugin took to answer a call, by method."
+	inflightName  = "vaultplugin_requests_in_flight"
+	inflightHelp  = "Requests and database calls being handled now."
+	mountsName    = "vaultplugin_mounts"
+	mountsHelp    = "Backend instances (one per Vault mount) served by this process."
+	dbConnsName   = "vaultplugin_database_connections"
+	dbConnsHelp   = "Database instances initialized and not yet closed (one per Vault database connection)."
+	infoName      = "vaultplugin_plugin_info"
+	infoHelp      = "Always 1; the labels name the plugin binary and the version it reports to Vault."
+)
 
 // Recorder holds the plugin's metrics and wraps instances to record them.
 type Recorder struct {
-	families []*family // in name order
+	info string // plugin_info's labels, escaped
 
-	requests, errors, latency    *family
-	dbCalls, dbErrors, dbLatency *family
-
-	// Read by gauges when scraped: an atomic add per request instead of
-	// the float CAS loop of the library's Gauge.Add.
 	inflight, mounts, dbConns atomic.Int64
 
-	mu           sync.Mutex // serializes writers of series
-	series       atomic.Pointer[map[seriesKey]*series]
-	overflowOnce sync.Once
-	overflow     *series
+	// series maps each (operation, mount) pair seen to its series. The
+	// map is copied on write (a new pair is rare: operations are few and
+	// so are mounts), so a read is a plain atomic load that writes no
+	// shared memory, unlike a read lock, whose counter every core would
+	// bounce.
+	series   atomic.Pointer[map[seriesKey]*series]
+	overflow atomic.Pointer[series]
 
-	db [numMethods]dbSlot
+	mu sync.Mutex // serializes writers of series, overflow, byLabels, db
+	// byLabels holds every request series by its labels: two pairs whose
+	// labels escape alike (invalid UTF-8) share one, and a scrape lists
+	// them from here.
+	byLabels map[string]*series
+
+	db [numMethods]atomic.Pointer[series]
 }
 
-// series caches each (operation, mount) pair's three metrics, so a request
-// costs one map read instead of building three names; creating all three
-// together also makes the error counter appear at 0, which keeps
-// error-ratio queries defined. The map is copied on write (a new pair is
-// rare: operations are few and so are mounts), so a read is a plain atomic
-// load that writes no shared memory, unlike a read lock, whose counter every
-// core would bounce.
 type seriesKey struct{ operation, mount string }
 
+// series holds one label set's three metrics; creating them together makes
+// the error counter appear at 0, which keeps error-ratio queries defined.
 type series struct {
-	requests, errors *vm.Counter
-	latency          *vm.PrometheusHistogram
+	labels           string // `k1="v1",k2="v2"`, escaped
+	requests, errors atomic.Uint64
+	latency          histogram
+}
+
+// histogram counts observations in latencyBuckets. Each bucket counts the
+// observations that fall in it alone (the last, past the largest bound:
+// +Inf), and a scrape adds them up, so an observation is two atomic adds
+// and a CAS loop, with no lock.
+type histogram struct {
+	counts [len(latencyBuckets) + 1]atomic.Uint64
+	sum    atomic.Uint64 // float64 bits
+}
+
+func (h *histogram) observe(v float64) {
+	i := 0
+	for i < len(latencyBuckets) && v > latencyBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	for {
+		old := h.sum.Load()
+		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
 }
 
 // DBMethod is a database method, recorded by name. The wrapper that
@@ -115,79 +153,31 @@ const (
 
 var methodNames = [numMethods]string{"Initialize", "NewUser", "UpdateUser", "DeleteUser"}
 
-// dbSlot holds a method's metrics, created by its first call (so a plugin
-// that is not a database shows no database series).
-type dbSlot struct {
-	once sync.Once
-	s    series
-}
-
 // New returns a Recorder that also serves the Go runtime and process metrics
 // and a plugin_info gauge naming the plugin and the version it reports.
 func New(name, version string) *Recorder {
-	r := &Recorder{}
-	newFamily := func(name, typ, help string) *family {
-		f := &family{name: name, typ: typ, help: help, set: vm.NewSet()}
-		r.families = append(r.families, f)
-		return f
+	r := &Recorder{
+		info:     labels("name", name, "version", version),
+		byLabels: map[string]*series{},
 	}
-	r.requests = newFamily("vaultplugin_requests_total", "counter",
-		"Requests handled by the plugin's backends, by operation and mount point.")
-	r.errors = newFamily("vaultplugin_request_errors_total", "counter",
-		"Requests that returned an error or an error response, by operation and mount point.")
-	r.latency = newFamily("vaultplugin_request_duration_seconds", "histogram",
-		"Time the backend took to handle a request, by operation and mount point.")
-	r.dbCalls = newFamily("vaultplugin_database_calls_total", "counter",
-		"Database plugin calls, by method.")
-	r.dbErrors = newFamily("vaultplugin_database_call_errors_total", "counter",
-		"Database plugin calls that returned an error, by method.")
-	r.dbLatency = newFamily("vaultplugin_database_call_duration_seconds", "histogram",
-		"Time the database plugin took to answer a call, by method.")
-	gauge := func(name, help string, v *atomic.Int64) {
-		newFamily(name, "gauge", help).set.NewGauge(name, func() float64 { return float64(v.Load()) })
-	}
-	gauge("vaultplugin_requests_in_flight", "Requests and database calls being handled now.", &r.inflight)
-	gauge("vaultplugin_mounts", "Backend instances (one per Vault mount) served by this process.", &r.mounts)
-	gauge("vaultplugin_database_connections",
-		"Database instances initialized and not yet closed (one per Vault database connection).", &r.dbConns)
-	const info = "vaultplugin_plugin_info"
-	newFamily(info, "gauge", "Always 1; the labels name the plugin binary and the version it reports to Vault.").
-		set.NewGauge(info+labels("name", name, "version", version), func() float64 { return 1 })
-	slices.SortFunc(r.families, func(a, b *family) int { return strings.Compare(a.name, b.name) })
 	r.series.Store(&map[seriesKey]*series{})
 	return r
 }
 
-// labelEscaper escapes a label value as the text format requires.
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-// labels returns `{k1="v1",k2="v2"}` for pairs k1, v1, k2, v2, with the
-// values escaped, and made valid UTF-8 (which the format requires).
+// labels returns `k1="v1",k2="v2"` for pairs k1, v1, k2, v2, with the
+// values escaped as the text format requires.
 func labels(pairs ...string) string {
-	var b strings.Builder
-	b.WriteByte('{')
+	var b []byte
 	for i := 0; i < len(pairs); i += 2 {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(pairs[i])
-		b.WriteString(`="`)
-		b.WriteString(labelEscaper.Replace(strings.ToValidUTF8(pairs[i+1], "\uFFFD")))
-		b.WriteByte('"')
+		b = append(b, pairs[i]...)
+		b = append(b, `="`...)
+		b = appendLabelValue(b, pairs[i+1])
+		b = append(b, '"')
 	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// newSeries returns the metrics of one label set. GetOrCreate, not New:
-// two keys whose labels escape alike (invalid UTF-8) share the series
-// instead of panicking on a second registration.
-func (r *Recorder) newSeries(requests, errors, latency *family, l string) series {
-	return series{
-		requests: requests.set.GetOrCreateCounter(requests.name + l),
-		errors:   errors.set.GetOrCreateCounter(errors.name + l),
-		latency:  latency.set.GetOrCreatePrometheusHistogramExt(latency.name+l, latencyBuckets),
-	}
+	return string(b)
 }
 
 func (r *Recorder) seriesFor(operation, mount string) *series {
@@ -197,7 +187,9 @@ func (r *Recorder) seriesFor(operation, mount string) *series {
 		return s
 	}
 	if len(cached) >= maxSeries {
-		return r.overflowSeries()
+		if s := r.overflow.Load(); s != nil {
+			return s
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -206,33 +198,51 @@ func (r *Recorder) seriesFor(operation, mount string) *series {
 		return s
 	}
 	if len(old) >= maxSeries {
-		return r.overflowSeries()
+		s := r.overflow.Load()
+		if s == nil {
+			s = r.requestSeriesLocked(overflowLabel, overflowLabel)
+			r.overflow.Store(s)
+		}
+		return s
 	}
-	// Labels in name order, as Prometheus prints them.
-	s := r.newSeries(r.requests, r.errors, r.latency, labels("mount", mount, "operation", operation))
+	s := r.requestSeriesLocked(operation, mount)
 	m := make(map[seriesKey]*series, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}
-	m[k] = &s
+	m[k] = s
 	r.series.Store(&m)
-	return &s
+	return s
 }
 
-func (r *Recorder) overflowSeries() *series {
-	r.overflowOnce.Do(func() {
-		s := r.newSeries(r.requests, r.errors, r.latency, labels("mount", overflowLabel, "operation", overflowLabel))
-		r.overflow = &s
-	})
-	return r.overflow
+// requestSeriesLocked returns the series of the pair's labels, new or
+// shared. r.mu is held.
+func (r *Recorder) requestSeriesLocked(operation, mount string) *series {
+	// Labels in name order, as Prometheus prints them.
+	l := labels("mount", mount, "operation", operation)
+	s := r.byLabels[l]
+	if s == nil {
+		s = &series{labels: l}
+		r.byLabels[l] = s
+	}
+	return s
 }
 
-func (r *Recorder) dbSeries(method int) *series {
-	d := &r.db[method]
-	d.once.Do(func() {
-		d.s = r.newSeries(r.dbCalls, r.dbErrors, r.dbLatency, labels("method", methodNames[method]))
-	})
-	return &d.s
+// dbSeries returns a method's series, created by its first call (so a
+// plugin that is not a database shows no database series).
+func (r *Recorder) dbSeries(method DBMethod) *series {
+	p := &r.db[method]
+	if s := p.Load(); s != nil {
+		return s
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := p.Load()
+	if s == nil {
+		s = &series{labels: labels("method", methodNames[method])}
+		p.Store(s)
+	}
+	return s
 }
 
 // contentType is that of the Prometheus text format, version 0.0.4.
@@ -241,47 +251,62 @@ const contentType = "text/plain; version=0.0.4; charset=utf-8"
 // Handler serves the metrics in the Prometheus text format.
 func (r *Recorder) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		var buf bytes.Buffer
-		r.write(&buf)
+		var e expo
+		r.write(&e)
 		w.Header().Set("Content-Type", contentType)
-		_, _ = w.Write(buf.Bytes())
+		_, _ = w.Write(e.b)
 	})
 }
 
-// write writes every family with its HELP and TYPE lines (a family with no
-// series yet is left out, lines and all), then the Go runtime and process
-// metrics. Those are written by the library's WriteGoMetrics,
-// WriteProcMetrics and WriteFDMetrics: WriteProcessMetrics would add the
-// library's push client metrics, which a plugin never uses, and leave out
-// process_open_fds and process_max_fds.
-func (r *Recorder) write(w *bytes.Buffer) {
-	var tmp bytes.Buffer
-	for _, f := range r.families {
-		tmp.Reset()
-		f.set.WritePrometheus(&tmp)
-		if tmp.Len() == 0 {
-			continue
-		}
-		w.WriteString("# HELP " + f.name + " " + f.help + "\n")
-		w.WriteString("# TYPE " + f.name + " " + f.typ + "\n")
-		// Drop the library's own metadata lines, written when something
-		// turned its global ExposeMetadata on: a second TYPE line for a
-		// family makes the whole scrape invalid.
-		for rest := tmp.Bytes(); len(rest) > 0; {
-			line := rest
-			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-				line, rest = rest[:i+1], rest[i+1:]
-			} else {
-				rest = nil
-			}
-			if line[0] != '#' {
-				w.Write(line)
-			}
+// write writes every family, in name order, with its HELP and TYPE lines (a
+// family with no series yet is left out, lines and all), then the Go
+// runtime and process metrics.
+func (r *Recorder) write(e *expo) {
+	var db []*series
+	for i := range r.db {
+		if s := r.db[i].Load(); s != nil {
+			db = append(db, s)
 		}
 	}
-	vm.WriteGoMetrics(w)
-	vm.WriteProcMetrics(w)
-	vm.WriteFDMetrics(w)
+	r.mu.Lock()
+	reqs := make([]*series, 0, len(r.byLabels))
+	for _, s := range r.byLabels {
+		reqs = append(reqs, s)
+	}
+	r.mu.Unlock()
+	byLabels := func(a, b *series) int { return strings.Compare(a.labels, b.labels) }
+	slices.SortFunc(db, byLabels)
+	slices.SortFunc(reqs, byLabels)
+
+	writeSeries(e, dbLatencyName, "histogram", dbLatencyHelp, db, func(s *series) { e.histogram(dbLatencyName, s.labels, &s.latency) })
+	writeSeries(e, dbErrorsName, "counter", dbErrorsHelp, db, func(s *series) { e.uint(dbErrorsName, s.labels, s.errors.Load()) })
+	writeSeries(e, dbCallsName, "counter", dbCallsHelp, db, func(s *series) { e.uint(dbCallsName, s.labels, s.requests.Load()) })
+	e.family(dbConnsName, "gauge", dbConnsHelp)
+	e.float(dbConnsName, "", float64(r.dbConns.Load()))
+	e.family(mountsName, "gauge", mountsHelp)
+	e.float(mountsName, "", float64(r.mounts.Load()))
+	e.family(infoName, "gauge", infoHelp)
+	e.float(infoName, r.info, 1)
+	writeSeries(e, latencyName, "histogram", latencyHelp, reqs, func(s *series) { e.histogram(latencyName, s.labels, &s.latency) })
+	writeSeries(e, errorsName, "counter", errorsHelp, reqs, func(s *series) { e.uint(errorsName, s.labels, s.errors.Load()) })
+	e.family(inflightName, "gauge", inflightHelp)
+	e.float(inflightName, "", float64(r.inflight.Load()))
+	writeSeries(e, requestsName, "counter", requestsHelp, reqs, func(s *series) { e.uint(requestsName, s.labels, s.requests.Load()) })
+
+	writeGoMetrics(e)
+	writeProcessMetrics(e)
+}
+
+// writeSeries writes a family with one's lines for each series, unless it
+// has no series.
+func writeSeries(e *expo, name, typ, help string, ss []*series, one func(*series)) {
+	if len(ss) == 0 {
+		return
+	}
+	e.family(name, typ, help)
+	for _, s := range ss {
+		one(s)
+	}
 }
 
 // Backend wraps b so that its requests are recorded and it counts as a
@@ -310,11 +335,11 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (resp
 	start := time.Now()
 	ok := false
 	defer func() {
-		s.latency.Update(time.Since(start).Seconds())
+		s.latency.observe(time.Since(start).Seconds())
 		b.r.inflight.Add(-1)
-		s.requests.Inc()
+		s.requests.Add(1)
 		if !ok || err != nil || resp.IsError() {
-			s.errors.Inc()
+			s.errors.Add(1)
 		}
 	}()
 	resp, err = b.Backend.HandleRequest(ctx, req)
@@ -342,16 +367,16 @@ type DBCall struct {
 // returns a value, not a closure, so that recording allocates nothing.
 func (r *Recorder) BeginDB(method DBMethod) DBCall {
 	r.inflight.Add(1)
-	return DBCall{r: r, s: r.dbSeries(int(method)), start: time.Now()}
+	return DBCall{r: r, s: r.dbSeries(method), start: time.Now()}
 }
 
 // End records the call with its error (nil for success).
 func (c DBCall) End(err error) {
-	c.s.latency.Update(time.Since(c.start).Seconds())
+	c.s.latency.observe(time.Since(c.start).Seconds())
 	c.r.inflight.Add(-1)
-	c.s.requests.Inc()
+	c.s.requests.Add(1)
 	if err != nil {
-		c.s.errors.Inc()
+		c.s.errors.Add(1)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 // the release the project is proven on.
 const DefaultVaultVersion = "1.21.0"
 
-// An Option changes how New, Start, NewDatabase or StartDatabase plays
+// Option changes how New, Start, NewDatabase or StartDatabase plays
 // the host. Options are checked before anything starts: the error from New
 // (or the failure of Start) lists every invalid option at once, so a test
 // author fixes them in one go instead of one run per mistake.
