@@ -137,16 +137,12 @@ func (s *server) startOps(o opsSettings, in *Instances) (stop func(), err error)
 // before the author's code runs, so the operator can set breakpoints in the
 // factory and in Setup. It returns why the plugin must stop instead of
 // serving ("" to serve): SIGTERM, the host gone, or ctx done while waiting.
-func (s *server) waitForDebugger(ctx context.Context, d time.Duration) (stop string) {
+func (s *server) waitForDebugger(ctx context.Context, d time.Duration, stop *stopListener) (why string) {
 	if d <= 0 {
 		return ""
 	}
-	// The host may give up or be killed meanwhile: stop as run would.
-	// Listening before the record is out means that a SIGTERM sent after
-	// reading it is always handled.
-	stopRequested, release := listenForStop()
-	defer release()
-
+	// The host may give up or be killed meanwhile: stop listens already,
+	// so a SIGTERM sent after reading the record is always handled.
 	pid := os.Getpid()
 	fields := []any{"pid", pid, "command", fmt.Sprintf("dlv attach %d", pid), "wait", d.String()}
 	if h := ptraceHint(); h != "" {
@@ -166,7 +162,7 @@ func (s *server) waitForDebugger(ctx context.Context, d time.Duration) (stop str
 		select {
 		case <-ctx.Done():
 			return "context done"
-		case why := <-stopRequested:
+		case why := <-stop.Reasons:
 			return why
 		case <-deadline.C:
 			s.Logger.Info("no debugger attached within the wait; serving", "waited", time.Since(start).Round(time.Millisecond).String())

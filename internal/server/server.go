@@ -93,6 +93,8 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 		return ErrNoHost
 	}
 
+	stop := listenForStop()
+	defer stop.release()
 	restoreLog := logging.RouteStdLog(s.Logger)
 	defer restoreLog()
 	for _, p := range s.host.Problems {
@@ -128,18 +130,18 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	defer stopOps()
 	// Before anything of the author's runs (a database factory runs in
 	// Sets), so every breakpoint can be hit.
-	if why := s.waitForDebugger(ctx, ops.debugWait); why != "" {
+	if why := s.waitForDebugger(ctx, ops.debugWait, stop); why != "" {
 		s.Logger.Info("stopped before serving", "reason", why)
 		return nil
 	}
-	return s.run(ctx, in, plan)
+	return s.run(ctx, in, plan, stop)
 }
 
 // started reports whether a host of the plugin's kind started the process.
 func (s *server) started() bool { return s.host.Started(s.plugin.Kind()) }
 
 // run hands the process to go-plugin and turns what it did into an error.
-func (s *server) run(ctx context.Context, in *Instances, plan Plan) error {
+func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopListener) error {
 	sets, err := s.plugin.Sets(in, plan)
 	if err != nil {
 		return s.fail(err, "")
@@ -177,8 +179,6 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan) error {
 	// backend's Cleanup.
 	stopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopRequested, release := listenForStop()
-	defer release()
 	stopped := make(chan struct{})
 	stopping := false // written before stopped is closed, read after
 	go func() {
@@ -190,7 +190,7 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan) error {
 				return // serving ended on its own
 			}
 			why = "context done"
-		case why = <-stopRequested:
+		case why = <-stop.Reasons:
 		}
 		s.Logger.Info("stopping", "reason", why)
 		stopping = true
