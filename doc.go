@@ -24,9 +24,10 @@
 //     or OpenBao, and which version.
 //   - logging: the plugin's logger, JSON on the stderr Vault reads.
 //
-// The module requires Go 1.25.7, github.com/hashicorp/vault/sdk v0.25.1,
-// github.com/hashicorp/vault/api v1.22.0 and github.com/hashicorp/go-plugin
-// v1.8.0 or newer; README.md says why these.
+// The module requires Go 1.24, github.com/hashicorp/vault/sdk v0.6.2,
+// github.com/hashicorp/vault/api v1.5.0 and github.com/hashicorp/go-plugin
+// v1.6.0 or newer, the oldest it is tested with, so that importing it does
+// not raise a plugin's own; README.md says what sets each.
 //
 // # Exit codes
 //

@@ -227,19 +227,23 @@ func TestConcurrent(t *testing.T) {
 	b := r.Backend(okBackend{})
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range 200 {
 				request(b, logical.ReadOperation, fmt.Sprintf("m%d/", (g*200+i)%50), "x")
 			}
-		})
+		}()
 	}
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		for range 20 {
 			rec := httptest.NewRecorder()
 			r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 			_, _ = io.Copy(io.Discard, rec.Body)
 		}
-	})
+	}()
 	wg.Wait()
 	e, _ := scrape(t, r)
 	total := 0.0
@@ -374,11 +378,13 @@ func TestHistogram(t *testing.T) {
 	var c histogram
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for range 1000 {
 				c.observe(.5) // exact in binary, so the sum is exact
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	if got, want := math.Float64frombits(c.sum.Load()), 8*1000*.5; got != want {

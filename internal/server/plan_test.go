@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -144,4 +145,26 @@ func FuzzPlan(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestUnwrapAddr(t *testing.T) {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	tok := func(header, claims string) string { return enc(header) + "." + enc(claims) + ".c2ln" }
+	for _, tc := range []struct {
+		token, want, err string
+	}{
+		{tok(`{"alg":"ES512","typ":"JWT"}`, `{"addr":"https://vault.example:8200","jti":"s.x"}`), "https://vault.example:8200", ""},
+		{tok(`{"alg":"HS256"}`, `{"addr":"https://vault.example:8200"}`), "", "not an ES512-signed JWT"},
+		{tok(`{"alg":"ES512"}`, `{"jti":"s.x"}`), "", "no addr claim"},
+		{tok(`{"alg":"ES512"}`, `{"addr":"not a url"}`), "", "is not a URL"},
+		{tok(`{"alg":"ES512"}`, `[1,2]`), "", "claims are not JSON"},
+		{enc(`{"alg":"ES512"}`) + ".%%%.sig", "", "not an ES512-signed JWT"},
+		{"garbage", "", "not an ES512-signed JWT"},
+		{"", "", "empty"},
+	} {
+		got, err := unwrapAddr(tc.token)
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("unwrapAddr(%q) = %q, %v; want %q, an error with %q", tc.token, got, err, tc.want, tc.err)
+		}
+	}
 }
