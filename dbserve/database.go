@@ -110,14 +110,7 @@ func build(in *server.Instances, factory dbplugin.Factory) (db *servedDatabase, 
 	if in.Metrics != nil {
 		next = dbmetrics.Wrap(in.Metrics, next)
 	}
-	var own string
-	if pv, ok := impl.(logical.PluginVersioner); ok {
-		own = pv.PluginVersion().Version
-	}
-	version, overridden := in.Version.For(own)
-	if overridden {
-		in.Tracker.WarnOnce("the database reports a version of its own; reporting WithVersion's", "database", own, "reported", version)
-	}
+	version := in.VersionFor(impl, "database")
 	db = &servedDatabase{next: next, version: version, t: in.Tracker}
 	in.Tracker.Add(db, func(context.Context) error { return db.close() })
 	return db, nil

@@ -116,14 +116,7 @@ func wrapFactory(in *server.Instances, f logical.Factory) logical.Factory {
 }
 
 func wrapBackend(in *server.Instances, b logical.Backend) *servedBackend {
-	var own string
-	if pv, ok := b.(logical.PluginVersioner); ok {
-		own = pv.PluginVersion().Version
-	}
-	v, overridden := in.Version.For(own)
-	if overridden {
-		in.Tracker.WarnOnce("the backend reports a version of its own; reporting WithVersion's", "backend", own, "reported", v)
-	}
+	v := in.VersionFor(b, "backend")
 	if in.Metrics != nil {
 		b = in.Metrics.Backend(b) // after the version: it hides optional interfaces
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-secure-stdlib/mlock"
+	"github.com/hashicorp/vault/sdk/logical"
 	"google.golang.org/grpc"
 
 	"github.com/plugkit/vaultplugin/compat"
@@ -52,6 +53,22 @@ type Instances struct {
 	// every instance is wrapped to record its requests.
 	Metrics *metrics.Recorder
 	Version Version
+}
+
+// VersionFor returns the version an instance reports to the host: see
+// Version.For. what names the instance ("backend", "database") in the
+// warning, logged once, when the instance's own version loses to
+// WithVersion's.
+func (in *Instances) VersionFor(instance any, what string) string {
+	var own string
+	if pv, ok := instance.(logical.PluginVersioner); ok {
+		own = pv.PluginVersion().Version
+	}
+	v, overridden := in.Version.For(own)
+	if overridden {
+		in.Tracker.WarnOnce("the "+what+" reports a version of its own; reporting WithVersion's", what, own, "reported", v)
+	}
+	return v
 }
 
 // server is one run of a plugin: the options, the host and what follows.
