@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/plugkit/vaultplugin/internal/filehash"
 )
 
@@ -146,5 +148,34 @@ func TestDocListsOperatorEnv(t *testing.T) {
 		if !strings.Contains(string(doc), "//\t"+v.Name+" ") {
 			t.Errorf("doc.go's table has no line for %s", v.Name)
 		}
+	}
+}
+
+type versioned string
+
+func (v versioned) PluginVersion() logical.PluginVersion {
+	return logical.PluginVersion{Version: string(v)}
+}
+
+// An instance's own version wins over the build info and loses to
+// WithVersion, with one warning however many instances there are.
+func TestInstancesVersionFor(t *testing.T) {
+	var logs strings.Builder
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, JSONFormat: true})
+	in := &Instances{Logger: log, Tracker: NewTracker(log), Version: Version{"v1.0.0", VersionFromOption}}
+	for range 3 {
+		if got := in.VersionFor(versioned("v2.0.0"), "backend"); got != "v1.0.0" {
+			t.Errorf("WithVersion lost: %q", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "the backend reports a version of its own"); n != 1 {
+		t.Errorf("%d warnings, want 1: %s", n, logs.String())
+	}
+	in.Version = Version{"v1.0.0", VersionFromMainModule}
+	if got := in.VersionFor(versioned("v2.0.0"), "backend"); got != "v2.0.0" {
+		t.Errorf("the backend's own version lost to the build info: %q", got)
+	}
+	if got := in.VersionFor(struct{}{}, "database"); got != "v1.0.0" {
+		t.Errorf("no version of its own: %q", got)
 	}
 }
