@@ -7,6 +7,13 @@
 //
 // Ratios, not absolute times, are the result: the machines are shared and
 // noisy, and interleaving exposes both binaries to the same noise.
+//
+// Both binaries are built with bench/bench.mod, which pins the SDK plugin
+// authors build with today (vault/sdk v0.25.1, vault/api v1.22.0, go-plugin
+// v1.8.0), not go.mod's floor: the docs' bare main cannot start under
+// AutoMTLS with the floor's vault/api (v1.5.0), whose TLS provider does not
+// read VAULT_PLUGIN_AUTOMTLS_ENABLED and tries to unwrap a token the host
+// never sent. Update bench.mod with go mod tidy -modfile=bench/bench.mod.
 package main
 
 import (
@@ -41,6 +48,9 @@ func main() {
 
 type subject struct{ name, bin string }
 
+// modfile is the go flag that builds both binaries with bench.mod.
+const modfile = "-modfile=bench/bench.mod"
+
 func run(rounds, requests, mounts int) error {
 	dir, err := os.MkdirTemp("", "vaultplugin-bench-")
 	if err != nil {
@@ -50,7 +60,7 @@ func run(rounds, requests, mounts int) error {
 	var subjects []subject
 	for _, s := range []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}} {
 		out := filepath.Join(dir, filepath.Base(s.bin))
-		if b, err := exec.Command("go", "build", "-o", out, s.bin).CombinedOutput(); err != nil {
+		if b, err := exec.Command("go", "build", modfile, "-o", out, s.bin).CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %w\n%s", s.bin, err, b)
 		}
 		subjects = append(subjects, subject{s.name, out})
@@ -78,7 +88,7 @@ func run(rounds, requests, mounts int) error {
 	} {
 		for _, s := range []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}} {
 			out := filepath.Join(dir, "variant")
-			args := append(append([]string{"build", "-o", out}, v.flags...), s.bin)
+			args := append(append([]string{"build", modfile, "-o", out}, v.flags...), s.bin)
 			if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 				return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
 			}
