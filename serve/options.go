@@ -14,13 +14,13 @@ import (
 // two retries) add up to more than go-plugin's one-minute start timeout on
 // the host, so an unreachable api_addr would surface as a bare host time-out
 // instead of our error. Ten seconds is ample for one loopback or LAN call.
-const DefaultUnwrapTimeout = server.DefaultUnwrapTimeout
+const DefaultUnwrapTimeout = 10 * time.Second
 
 // DefaultShutdownTimeout bounds how long a plugin asked to stop (SIGTERM,
 // its host gone, or Serve's context done) waits for in-flight requests and
 // backend Cleanup before it stops serving regardless. It is well under the
 // ten seconds most supervisors wait between SIGTERM and SIGKILL.
-const DefaultShutdownTimeout = server.DefaultShutdownTimeout
+const DefaultShutdownTimeout = 5 * time.Second
 
 // Option configures Run and Serve. Options are validated when applied;
 // every invalid one is reported at once, and makes Serve return an error

@@ -45,10 +45,11 @@ func (e usageError) Error() string        { return e.err.Error() }
 func (e usageError) Unwrap() error        { return e.err }
 func (e usageError) Is(target error) bool { return target == ErrUsage }
 
-// DefaultUnwrapTimeout: see serve.DefaultUnwrapTimeout, which documents it.
+// DefaultUnwrapTimeout is serve.DefaultUnwrapTimeout, which documents it;
+// serve's tests check that the two agree.
 const DefaultUnwrapTimeout = 10 * time.Second
 
-// DefaultShutdownTimeout: see serve.DefaultShutdownTimeout.
+// DefaultShutdownTimeout is serve.DefaultShutdownTimeout, likewise.
 const DefaultShutdownTimeout = 5 * time.Second
 
 // Config is everything the options decide. The public packages' options
