@@ -6,17 +6,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -313,100 +310,6 @@ func closedAddr(t *testing.T) string {
 	addr := "http://" + l.Addr().String()
 	l.Close()
 	return addr
-}
-
-// TestClosedStdio: a host that stops reading the plugin's stdout or stderr
-// is gone or broken. The plugin must neither hang nor dump a panic: its
-// next write to that stream kills it with SIGPIPE, the Go runtime's rule
-// for descriptors 1 and 2 (and what any Unix program does), before it
-// serves anyone. A descriptor that is closed outright is reopened on
-// /dev/null by the Go runtime at start, so that case is a plugin writing
-// to /dev/null and needs nothing.
-func TestClosedStdio(t *testing.T) {
-	bin := servetest.Build(t, testPlugin)
-	for _, stream := range []string{"stdout", "stderr"} {
-		t.Run(stream, func(t *testing.T) {
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pr.Close() // the reader is gone
-			defer pw.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin)
-			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + os.TempDir()}, hostEnv()...)
-			var other strings.Builder
-			if stream == "stdout" {
-				cmd.Stdout, cmd.Stderr = pw, &other
-			} else {
-				cmd.Stdout, cmd.Stderr = &other, pw
-			}
-			start := time.Now()
-			err = cmd.Run()
-			took := time.Since(start)
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) {
-				t.Fatalf("the plugin exited with %v, want death by SIGPIPE", err)
-			}
-			ws := ee.Sys().(syscall.WaitStatus)
-			if !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
-				t.Errorf("exit status %v, want killed by SIGPIPE; the other stream: %s", ws, other.String())
-			}
-			if ctx.Err() != nil {
-				t.Errorf("the plugin hung until the test's timeout")
-			}
-			if strings.Contains(other.String(), "panic:") || strings.Contains(other.String(), "goroutine ") {
-				t.Errorf("panic output: %s", other.String())
-			}
-			t.Logf("%s closed: %v after %s", stream, ws.Signal(), took.Round(time.Millisecond))
-		})
-	}
-}
-
-// TestSIGINTKeepsServing: Vault's terminal sends SIGINT to the whole
-// process group; the plugin must ignore it and go on serving.
-func TestSIGINTKeepsServing(t *testing.T) {
-	bin := servetest.Build(t, testPlugin)
-	p := servetest.Start(t, bin)
-	m := p.Mount(t, nil)
-	for range 3 {
-		if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	if p.Exited() {
-		t.Fatal("SIGINT stopped the plugin")
-	}
-	write(t, m, "kv/k", map[string]any{"value": "after SIGINT"})
-	if got := read(t, m, "kv/k")["value"]; got != "after SIGINT" {
-		t.Errorf("read back %v", got)
-	}
-}
-
-// TestSIGINTAtHandshake: go-plugin starts ignoring SIGINT only after it
-// printed the handshake, so a SIGINT sent as soon as the host reads that
-// line used to kill the plugin about one time in three.
-func TestSIGINTAtHandshake(t *testing.T) {
-	bin := servetest.Build(t, testPlugin)
-	for i := range 15 {
-		cmd := handshake(t, bin)
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			t.Fatalf("start %d: SIGINT right after the handshake stopped the plugin: %v", i, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-done; err != nil {
-			t.Fatalf("start %d: SIGTERM: %v, want exit 0", i, err)
-		}
-	}
 }
 
 // TestBackendMethodPanics: a panic in the backend's other entry points

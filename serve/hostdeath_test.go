@@ -1,3 +1,9 @@
+//go:build unix
+
+// Unix only: it kills by pid with SIGKILL and waits on the plugin through
+// waitGone (signals_unix_test.go). On Windows the plugin watches its
+// host's process handle instead (internal/server/stop_windows.go).
+
 package serve_test
 
 import (

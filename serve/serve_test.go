@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -398,88 +396,6 @@ func TestFactoryError(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// handshake starts bin as a host would, without a client, and returns once
-// the handshake line is out.
-func handshake(t *testing.T, bin string, env ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), hostEnv(env...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "1|5|unix|") {
-		t.Fatalf("handshake line %q, %v; stderr %s", line, err, stderr.String())
-	}
-	return cmd
-}
-
-func TestSIGTERM(t *testing.T) {
-	bin := servetest.Build(t, testPlugin)
-	t.Run("exit 0", func(t *testing.T) {
-		cmd := handshake(t, bin)
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("after SIGTERM: %v, want exit 0", err)
-		}
-	})
-	t.Run("SIGINT ignored", func(t *testing.T) {
-		cmd := handshake(t, bin)
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			t.Fatalf("SIGINT stopped the plugin: %v", err)
-		case <-time.After(500 * time.Millisecond):
-		}
-	})
-	t.Run("cleanup called", func(t *testing.T) {
-		marker := filepath.Join(t.TempDir(), "cleanup")
-		p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_CLEANUP_FILE="+marker))
-		for range 2 {
-			p.Mount(t, nil)
-		}
-		if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		waitGone(t, p.PID(), 3*time.Second)
-		b, _ := os.ReadFile(marker)
-		if got := strings.Count(string(b), "cleanup"); got != 2 {
-			t.Errorf("Cleanup called %d times, want 2 (one per mount)", got)
-		}
-	})
-}
-
-// waitGone waits until pid no longer runs (a zombie counts as gone) and
-// returns how long that took.
-func waitGone(t *testing.T, pid int, limit time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < limit {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return time.Since(start)
-		}
-		// The state follows the command name in parentheses.
-		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'Z' {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("process %d still runs after %s", pid, limit)
-	return 0
 }
 
 func write(t *testing.T, b logical.Backend, path string, data map[string]any) {

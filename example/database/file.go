@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // File is an htpasswd file changed atomically under a lock.
@@ -29,18 +27,19 @@ func (f *File) Verify() error {
 func (f *File) Update(change func(*Contents) error) error {
 	// The lock is a separate file: the htpasswd file itself is replaced
 	// by every write, and a lock on a replaced inode excludes no one.
-	// Each call opens its own descriptor, and flock(2) treats descriptors
-	// from separate opens independently, so the lock excludes the other
-	// goroutines of this process as well as other processes.
+	// Each call opens its own descriptor, and both flock(2) (Unix) and
+	// LockFileEx (Windows) treat descriptors or handles from separate opens
+	// independently, so the lock excludes the other goroutines of this
+	// process as well as other processes.
 	lock, err := os.OpenFile(f.Path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening the lock file of %s: %w", f.Path, err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFile(lock); err != nil {
 		return fmt.Errorf("locking %s: %w", f.Path, err)
 	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN) //nolint:errcheck // closing releases it too
+	defer unlockFile(lock) //nolint:errcheck // closing releases it too
 
 	text, err := os.ReadFile(f.Path)
 	mode := fs.FileMode(0o640)

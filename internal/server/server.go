@@ -129,6 +129,9 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	}
 	s.warnInsecureTLS(plan.TLSProvider)
 	if plan.Mlock {
+		// mlockall(2) on Linux and the other Unixes go-secure-stdlib
+		// supports; on macOS and Windows LockMemory locks nothing and
+		// returns nil (as in Vault itself), so there it never fails.
 		if err := mlock.LockMemory(); err != nil {
 			return s.fail(fmt.Errorf("locking memory (the host set %s=true): %w", compat.EnvMlock, err),
 				"give the plugin binary CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or set disable_mlock = true in Vault's configuration")

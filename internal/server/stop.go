@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 )
 
 // stopListener hears what asks the plugin to stop from outside: SIGTERM
@@ -32,7 +31,17 @@ func listenForStop() *stopListener {
 	signal.Ignore(os.Interrupt)
 	ctx, cancel := context.WithCancel(context.Background())
 	term := make(chan os.Signal, 1)
+	// syscall.SIGTERM exists on Windows too, but no host can send it
+	// there: a Windows host stops a plugin by killing it, and the plugin
+	// sees its host gone below. The Go runtime only maps console close,
+	// logoff and shutdown events to it. Keeping the Notify keeps one code
+	// path.
 	signal.Notify(term, syscall.SIGTERM)
+	// How the host's death is seen depends on the OS: on Linux, macOS and
+	// the BSDs the orphaned plugin is re-parented, which polling getppid
+	// every parentPollInterval (250 ms) notices (stop_unix.go); on Windows
+	// a process is never re-parented, so the plugin waits on its parent's
+	// process handle instead (stop_windows.go).
 	hostGone := watchParent(ctx, os.Getppid())
 	why := make(chan string, 1)
 	go func() {
@@ -53,40 +62,4 @@ func listenForStop() *stopListener {
 			signal.Reset(os.Interrupt)
 		}
 	}}
-}
-
-// parentPollInterval is how often the plugin checks that its host still
-// runs. A host killed with SIGKILL cannot tell its plugins, and go-plugin
-// does not notice: the plugin is re-parented and would run forever. Polling
-// getppid is portable across Unixes and, unlike PR_SET_PDEATHSIG, is not
-// fooled by the host's forking thread exiting while the host lives. At
-// 250 ms the plugin is gone well within two seconds, for one cheap system
-// call four times a second.
-const parentPollInterval = 250 * time.Millisecond
-
-// watchParent returns a channel closed when the parent process, whose pid
-// was ppid when the plugin started, is gone (the plugin was re-parented).
-func watchParent(ctx context.Context, ppid int) <-chan struct{} {
-	ch := make(chan struct{})
-	if ppid <= 1 {
-		// Started by init, or the host is PID 1 in a container: there is
-		// no re-parenting to observe.
-		return ch
-	}
-	go func() {
-		t := time.NewTicker(parentPollInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if os.Getppid() != ppid {
-					close(ch)
-					return
-				}
-			}
-		}
-	}()
-	return ch
 }

@@ -61,6 +61,18 @@ func (l *lineLog) records() []LogRecord {
 	return out
 }
 
+// lastError returns the message of the last ERROR record on stderr, or ""
+// if there is none.
+func (l *lineLog) lastError() string {
+	recs := l.records()
+	for i := len(recs) - 1; i >= 0; i-- {
+		if strings.EqualFold(recs[i].Level, "error") && recs[i].Message != "" {
+			return recs[i].Message
+		}
+	}
+	return ""
+}
+
 // tail formats the last n lines for an error message.
 func (l *lineLog) tail(n int) string {
 	l.mu.Lock()

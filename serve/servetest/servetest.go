@@ -49,8 +49,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -106,7 +106,7 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 			// returns only after the plugin's stderr was read to the end
 			// (see stopClient), so the tail holds the plugin's last
 			// words: often its reason.
-			err = fmt.Errorf("servetest: starting %s: %w%s", bin, err, p.logs.tail(5))
+			err = startError(bin, err, p.logs)
 		}
 	}()
 	if err := ctx.Err(); err != nil {
@@ -136,6 +136,56 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 	}
 	return p, nil
 }
+
+// goPluginError marks an error from go-plugin's start of the process, so
+// that startError can put the plugin's own cause before it.
+type goPluginError struct{ err error }
+
+func (e *goPluginError) Error() string { return e.err.Error() }
+func (e *goPluginError) Unwrap() error { return e.err }
+
+// startError is the error of a failed start, one fact a line, the
+// plugin's own cause first:
+//
+//	servetest: starting BIN: <the plugin's cause>
+//	go-plugin: <the first line of go-plugin's error>
+//	plugin stderr:
+//	  <its last lines>
+//
+// The cause is the line the plugin printed on stdout where its handshake
+// was expected (go-plugin quotes it as "Unrecognized remote plugin
+// message: …"), or else the message of its last stderr ERROR record.
+// go-plugin's generic explanation that follows its first line ("This
+// usually means…": architecture, libraries, permissions) is dropped. An
+// error that did not come from go-plugin is shown as it is. The result
+// wraps err.
+func startError(bin string, err error, logs *lineLog) error {
+	var gp *goPluginError
+	if !errors.As(err, &gp) {
+		return fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
+	}
+	first, _, _ := strings.Cut(gp.err.Error(), "\n")
+	cause, _ := strings.CutPrefix(first, "Unrecognized remote plugin message: ")
+	if cause == first || strings.TrimSpace(cause) == "" {
+		cause = logs.lastError()
+	}
+	msg := "servetest: starting " + bin + ": "
+	if cause == "" {
+		msg += first
+	} else {
+		msg += cause + "\ngo-plugin: " + first
+	}
+	return &startErr{msg: msg + logs.tail(5), err: err}
+}
+
+// startErr is an error with its own text that still wraps the cause.
+type startErr struct {
+	msg string
+	err error
+}
+
+func (e *startErr) Error() string { return e.msg }
+func (e *startErr) Unwrap() error { return e.err }
 
 // startLegacyHost starts Vault's side of the wrap-token TLS path, with
 // its CA file in a directory of its own, and registers their removal.
@@ -172,6 +222,10 @@ func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, logs i
 	)
 	if legacy != nil {
 		cmd.Env = append(cmd.Env, pluginutil.PluginUnwrapTokenEnv+"="+legacy.token)
+	}
+	if dir := coverDir(); dir != "" {
+		// A plugin Build made with -cover writes its counters here.
+		cmd.Env = append(cmd.Env, "GOCOVERDIR="+dir)
 	}
 	cmd.Env = append(cmd.Env, c.env...)
 
@@ -225,7 +279,7 @@ func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) er
 	start := time.Now()
 	rpc, err := client.Client()
 	if err != nil {
-		return err
+		return &goPluginError{err}
 	}
 	p.handshake = time.Since(start)
 	p.rpc = rpc
@@ -349,13 +403,19 @@ func (p *Process) Logs() []LogRecord { return p.logs.records() }
 // Exited reports whether the plugin process has exited.
 func (p *Process) Exited() bool { return p.client.Exited() }
 
-// Kill sends SIGKILL to the plugin process at once, as a crash would, so
-// a test can see what the host sees then. Close is still needed.
+// Kill ends the plugin process at once, as a crash would, so a test can
+// see what the host sees then: SIGKILL on Unix, TerminateProcess on
+// Windows. Close is still needed.
 func (p *Process) Kill() error {
 	if p.pid == 0 {
 		return errors.New("servetest: no process id")
 	}
-	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+	proc, err := os.FindProcess(p.pid)
+	if err == nil {
+		err = proc.Kill()
+		proc.Release() //nolint:errcheck // only frees the handle
+	}
+	if err != nil {
 		return fmt.Errorf("servetest: killing %d: %w", p.pid, err)
 	}
 	return nil

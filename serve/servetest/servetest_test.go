@@ -90,20 +90,40 @@ func TestDatabaseRefusesBackendOptions(t *testing.T) {
 }
 
 // A plugin that fails to start gives the error Vault's API would show,
-// and the plugin's last stderr lines: New returns only once they are read.
+// the plugin's own cause first, and the plugin's last stderr lines: New
+// returns only once they are read.
 func TestStartupFailureShowsTheCauseLine(t *testing.T) {
 	bin := servetest.Build(t, plugin)
 	_, err := servetest.New(context.Background(), bin, servetest.WithArgs("-no-such-flag"))
 	if err == nil {
 		t.Fatal("started with an unknown flag")
 	}
+	msg := err.Error()
+	const cause = "testplugin: flag provided but not defined: -no-such-flag"
+	if first, _, _ := strings.Cut(msg, "\n"); !strings.HasPrefix(first, "servetest: starting "+bin+": "+cause) {
+		t.Errorf("first line %q, want the plugin's cause", first)
+	}
+	// In this order: the cause, go-plugin's line, the plugin's stderr
+	// record (for the test's reader).
+	last := -1
 	for _, want := range []string{
-		"Unrecognized remote plugin message: testplugin: flag provided but not defined: -no-such-flag",
-		`"@level":"error"`, // the plugin's stderr record, for the test's reader
+		cause,
+		"\ngo-plugin: Unrecognized remote plugin message: " + cause,
+		"\nplugin stderr:\n",
+		`"@level":"error"`,
 	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
+		i := strings.Index(msg, want)
+		if i < 0 {
+			t.Errorf("error lacks %q:\n%v", want, msg)
+			continue
 		}
+		if i <= last {
+			t.Errorf("%q is out of order:\n%v", want, msg)
+		}
+		last = i
+	}
+	if strings.Contains(msg, "This usually means") {
+		t.Errorf("go-plugin's generic explanation is still there:\n%v", msg)
 	}
 }
 
