@@ -57,24 +57,18 @@ func run(rounds, requests, mounts int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	pkgs := []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}}
 	var subjects []subject
-	for _, s := range []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}} {
-		out := filepath.Join(dir, filepath.Base(s.bin))
-		if b, err := exec.Command("go", "build", modfile, "-o", out, s.bin).CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", s.bin, err, b)
-		}
-		subjects = append(subjects, subject{s.name, out})
-	}
-	ctx := context.Background()
 	res := map[string]map[string]float64{}
-	for _, s := range subjects {
-		res[s.name] = map[string]float64{}
-		st, err := os.Stat(s.bin)
+	for _, s := range pkgs {
+		out, size, err := build(dir, filepath.Base(s.bin), s.bin)
 		if err != nil {
 			return err
 		}
-		res[s.name]["binary size (MiB)"] = float64(st.Size()) / (1 << 20)
+		subjects = append(subjects, subject{s.name, out})
+		res[s.name] = map[string]float64{"binary size (MiB)": size}
 	}
+	ctx := context.Background()
 	// The same binaries stripped, as release builds are, and serve.Run
 	// without the operator endpoint (-tags vaultplugin_noendpoint); the
 	// bare SDK main is the same build in both rows, so each ratio is the
@@ -86,17 +80,12 @@ func run(rounds, requests, mounts int) error {
 		{"binary size, -ldflags=-s -w (MiB)", []string{"-ldflags=-s -w"}},
 		{"binary size, -s -w, no endpoint (MiB)", []string{"-ldflags=-s -w", "-tags=vaultplugin_noendpoint"}},
 	} {
-		for _, s := range []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}} {
-			out := filepath.Join(dir, "variant")
-			args := append(append([]string{"build", modfile, "-o", out}, v.flags...), s.bin)
-			if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-				return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
-			}
-			st, err := os.Stat(out)
+		for _, s := range pkgs {
+			_, size, err := build(dir, "variant", s.bin, v.flags...)
 			if err != nil {
 				return err
 			}
-			res[s.name][v.figure] = float64(st.Size()) / (1 << 20)
+			res[s.name][v.figure] = size
 		}
 	}
 
@@ -209,6 +198,21 @@ func run(rounds, requests, mounts int) error {
 
 	print(res)
 	return nil
+}
+
+// build builds pkg with bench.mod and flags into dir/name and returns its
+// path and size in MiB.
+func build(dir, name, pkg string, flags ...string) (path string, mib float64, err error) {
+	path = filepath.Join(dir, name)
+	args := append(append([]string{"build", modfile, "-o", path}, flags...), pkg)
+	if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		return "", 0, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", 0, err
+	}
+	return path, float64(st.Size()) / (1 << 20), nil
 }
 
 // execToHandshake starts bin as a host in metadata mode would (the

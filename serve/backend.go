@@ -121,11 +121,7 @@ func wrapBackend(in *server.Instances, b logical.Backend) *servedBackend {
 		b = in.Metrics.Backend(b) // after the version: it hides optional interfaces
 	}
 	sb := &servedBackend{Backend: b, version: v, t: in.Tracker, log: in.Logger}
-	in.Tracker.Add(sb, func(ctx context.Context) error {
-		defer sb.t.Recover("backend", "Cleanup", nil)
-		sb.Backend.Cleanup(ctx)
-		return nil
-	})
+	in.Tracker.Add(sb, sb.cleanup)
 	return sb
 }
 
@@ -200,7 +196,14 @@ func (b *servedBackend) InvalidateKey(ctx context.Context, key string) {
 // other mounts keep serving.
 func (b *servedBackend) Cleanup(ctx context.Context) {
 	if b.t.Remove(b) {
-		defer b.t.Recover("backend", "Cleanup", nil)
-		b.Backend.Cleanup(ctx)
+		_ = b.cleanup(ctx)
 	}
+}
+
+// cleanup runs the backend's Cleanup with a panic recovered, for the host's
+// unmount and for a graceful stop alike.
+func (b *servedBackend) cleanup(ctx context.Context) error {
+	defer b.t.Recover("backend", "Cleanup", nil)
+	b.Backend.Cleanup(ctx)
+	return nil
 }

@@ -34,7 +34,9 @@ func (t *Tracker) Begin() (end func()) {
 	return func() { t.inflight.Add(-1) }
 }
 
-// Add registers a live instance and how to close it.
+// Add registers a live instance and how to close it. close recovers its
+// own panics (through Recover, naming the instance and method), so that
+// the record says which kind of instance failed.
 func (t *Tracker) Add(instance any, close func(context.Context) error) {
 	t.mu.Lock()
 	t.live[instance] = close
@@ -80,9 +82,7 @@ func (t *Tracker) Shutdown(timeout time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var err error
-			defer t.Recover("instance", "Cleanup", &err)
-			if err = close(ctx); err != nil {
+			if err := close(ctx); err != nil {
 				t.log.Warn("closing an instance", "error", err)
 			}
 		}()
