@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-multierror"
@@ -40,6 +41,9 @@ type config struct {
 	env          []string
 	args         []string
 	vaultVersion string
+	pluginName   string
+	defaultTTL   time.Duration
+	maxTTL       time.Duration
 	stderr       io.Writer
 	logger       hclog.Logger
 }
@@ -47,7 +51,7 @@ type config struct {
 // newConfig applies opts to the host for a backend (database false) or a
 // database plugin and returns every problem found, not only the first.
 func newConfig(database bool, opts []Option) (*config, error) {
-	c := &config{database: database, vaultVersion: DefaultVaultVersion}
+	c := &config{database: database, vaultVersion: DefaultVaultVersion, defaultTTL: DefaultLeaseTTL, maxTTL: DefaultMaxTTL}
 	var errs *multierror.Error
 	for i, o := range opts {
 		if o == nil {
@@ -171,6 +175,41 @@ func WithLogger(l hclog.Logger) Option {
 			return errors.New("WithLogger(nil): want a logger")
 		}
 		c.logger = l
+		return nil
+	})
+}
+
+// WithPluginName sets the name the plugin is registered under, as in
+// `vault plugin register … NAME`: the mounts' type, the start of their
+// paths and accessors, and plugin_name in their configuration. By
+// default it is the binary's file name. It is for backend plugins only.
+func WithPluginName(name string) Option {
+	return optionFunc(func(c *config) error {
+		switch {
+		case c.database:
+			return errors.New("WithPluginName does not apply to database plugins: Vault's database engine names a connection, not a mount")
+		case name == "" || strings.ContainsAny(name, "/ "):
+			return fmt.Errorf("WithPluginName(%q): want a name without slashes or spaces, as vault plugin register takes", name)
+		}
+		c.pluginName = name
+		return nil
+	})
+}
+
+// WithLeaseTTLs sets the lease TTLs the mounts' system view reports, as
+// `vault secrets tune -default-lease-ttl -max-lease-ttl` does. Without
+// it they are Vault's own, DefaultLeaseTTL and DefaultMaxTTL.
+func WithLeaseTTLs(defaultTTL, maxTTL time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		switch {
+		case c.database:
+			return errors.New("WithLeaseTTLs does not apply to database plugins: their leases are the database engine's, not the plugin's")
+		case defaultTTL <= 0 || maxTTL <= 0:
+			return fmt.Errorf("WithLeaseTTLs(%s, %s): want positive durations", defaultTTL, maxTTL)
+		case defaultTTL > maxTTL:
+			return fmt.Errorf("WithLeaseTTLs(%s, %s): the default is longer than the maximum, which Vault refuses", defaultTTL, maxTTL)
+		}
+		c.defaultTTL, c.maxTTL = defaultTTL, maxTTL
 		return nil
 	})
 }

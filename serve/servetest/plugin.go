@@ -3,7 +3,9 @@ package servetest
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,8 +20,15 @@ type Plugin struct {
 	// Process is the running process: its id, logs, Kill and Close.
 	*Process
 
-	vaultVersion string
-	metadataMode bool
+	vaultVersion  string
+	metadataMode  bool
+	name          string // the name the plugin is registered and mounted under
+	sha256        string
+	defaultTTL    time.Duration
+	maxTTL        time.Duration
+	token         string // the client token of every request, before salting
+	tokenAccessor string
+	mounted       atomic.Int64
 }
 
 // Mount is one backend instance in the plugin process, as one Vault mount.
@@ -31,6 +40,25 @@ type Mount struct {
 	Storage *logical.InmemStorage
 	// ID is the multiplexing id the host sends with every call.
 	ID string
+	// MountPoint is the mount's path, which requests carry: "NAME/" for
+	// a secrets engine, "auth/NAME/" for an auth method, where NAME is the
+	// plugin's name (WithPluginName), with "-2", "-3"… for the Plugin's
+	// later mounts.
+	MountPoint string
+	// MountType is the mount's type as Vault records it, which requests
+	// carry: the plugin's name.
+	MountType string
+	// MountAccessor is the mount's accessor, which requests carry:
+	// "NAME_" or "auth_NAME_" and eight hex digits, as Vault makes them.
+	MountAccessor string
+
+	uuid           string   // salts the client token, as the mount's UUID does
+	token          string   // the client token before salting
+	tokenAccessor  string   // the token's accessor
+	class          string   // "secret" or "auth"
+	runningVersion string   // as registered with the plugin's own version
+	runningSha256  string   // the binary's
+	loginPaths     []string // the backend's unauthenticated paths
 
 	cleanup func(context.Context) error // the backend's Cleanup, once
 }
@@ -54,7 +82,31 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Plugin{Process: proc, vaultVersion: c.vaultVersion, metadataMode: c.metadataMode}, nil
+	name := c.pluginName
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(bin), ".exe")
+	}
+	token, err := newID()
+	if err != nil {
+		proc.Close()
+		return nil, err
+	}
+	accessor, err := newID()
+	if err != nil {
+		proc.Close()
+		return nil, err
+	}
+	return &Plugin{
+		Process:       proc,
+		vaultVersion:  c.vaultVersion,
+		metadataMode:  c.metadataMode,
+		name:          name,
+		sha256:        proc.sha256,
+		defaultTTL:    c.defaultTTL,
+		maxTTL:        c.maxTTL,
+		token:         "hvs." + token,
+		tokenAccessor: accessor[:24],
+	}, nil
 }
 
 // Start is New for tests: it fails t on error and closes the plugin when
@@ -101,14 +153,25 @@ func (p *Plugin) newMount(ctx context.Context, config map[string]string) (*Mount
 		return nil, fmt.Errorf("servetest: dispensing the backend: %w", err)
 	}
 	storage := &logical.InmemStorage{}
-	if config == nil {
-		config = map[string]string{}
+	n := p.mounted.Add(1)
+	name := p.name
+	if n > 1 {
+		name = fmt.Sprintf("%s-%d", name, n)
 	}
+	// Vault's mount passes the operator's options with what it adds
+	// (vault/mount.go newLogicalBackend, auth.go newCredentialBackend):
+	// plugin_name; plugin_type and plugin_version are not known before
+	// Setup here (see the package doc's known limits).
+	conf := map[string]string{}
+	for k, v := range config {
+		conf[k] = v
+	}
+	conf["plugin_name"] = p.name
 	err = be.Setup(ctx, &logical.BackendConfig{
 		StorageView: storage,
 		Logger:      hclog.NewNullLogger(),
-		System:      systemView(p.vaultVersion),
-		Config:      config,
+		System:      newSystemView(p.vaultVersion, p.defaultTTL, p.maxTTL),
+		Config:      conf,
 		BackendUUID: id,
 	})
 	if err != nil {
@@ -122,7 +185,29 @@ func (p *Plugin) newMount(ctx context.Context, config map[string]string) (*Mount
 			return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
 		}
 	}
-	return &Mount{Backend: be, Storage: storage, ID: id}, nil
+	m := &Mount{Backend: be, Storage: storage, ID: id, MountType: p.name, uuid: id, token: p.token, tokenAccessor: p.tokenAccessor, runningSha256: p.sha256}
+	m.class, m.MountPoint = "secret", name+"/"
+	if be.Type() == logical.TypeCredential {
+		m.class, m.MountPoint = "auth", "auth/"+name+"/"
+	}
+	accessor, err := newID()
+	if err != nil {
+		be.Cleanup(ctx)
+		return nil, err
+	}
+	// vault/mount.go generateMountAccessor: TYPE_ and eight hex digits;
+	// auth.go prefixes "auth_".
+	m.MountAccessor = p.name + "_" + accessor[:8]
+	if m.class == "auth" {
+		m.MountAccessor = "auth_" + m.MountAccessor
+	}
+	if v, ok := be.(logical.PluginVersioner); ok {
+		m.runningVersion = v.PluginVersion().Version
+	}
+	if sp := be.SpecialPaths(); sp != nil {
+		m.loginPaths = sp.Unauthenticated
+	}
+	return m, nil
 }
 
 // Mount is NewMount for tests: it fails t on error and cleans the mount up
@@ -135,24 +220,4 @@ func (p *Plugin) Mount(t testing.TB, config map[string]string) *Mount {
 	}
 	p.stopAtEnd(t, m.cleanup)
 	return m
-}
-
-// systemView is what Vault's system view tells a mount, as far as a
-// plugin reaches it over gRPC. The SDK's gRPC system view answers
-// VaultVersion from PluginEnv, as Vault's dynamicSystemView fills it
-// (version, prerelease and metadata apart), so that is set too: left nil,
-// the plugin's VaultVersion and PluginEnv calls panic in the SDK.
-func systemView(vaultVersion string) logical.StaticSystemView {
-	release, metadata, _ := strings.Cut(vaultVersion, "+")
-	release, prerelease, _ := strings.Cut(release, "-")
-	return logical.StaticSystemView{
-		DefaultLeaseTTLVal: time.Hour,
-		MaxLeaseTTLVal:     24 * time.Hour,
-		VersionString:      vaultVersion,
-		PluginEnvironment: &logical.PluginEnvironment{
-			VaultVersion:           release,
-			VaultVersionPrerelease: prerelease,
-			VaultVersionMetadata:   metadata,
-		},
-	}
 }

@@ -78,6 +78,7 @@ type Process struct {
 	conn      grpc.ClientConnInterface
 	multiplex bool
 	pid       int
+	sha256    string // the binary's, hex, as the catalog records it
 	handshake time.Duration
 	logs      *lineLog
 	secrets   []string
@@ -116,6 +117,7 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 	if err != nil {
 		return nil, err
 	}
+	p.sha256 = hex.EncodeToString(sum)
 	var legacy *legacyHost
 	if c.legacyTLS {
 		if legacy, err = p.startLegacyHost(); err != nil {

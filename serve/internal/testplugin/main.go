@@ -58,9 +58,10 @@ func main() {
 
 func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting string) (logical.Backend, error) {
 	b := &framework.Backend{
-		Help:        "A backend for the serve tests.",
-		BackendType: logical.TypeLogical,
-		Paths: []*framework.Path{
+		Help:         "A backend for the serve tests.",
+		BackendType:  logical.TypeLogical,
+		PathsSpecial: &logical.Paths{Unauthenticated: []string{"login"}},
+		Paths: append(probePaths(conf.System), []*framework.Path{
 			{
 				Pattern: "kv/" + framework.GenericNameRegex("key"),
 				Fields:  map[string]*framework.FieldSchema{"key": {Type: framework.TypeString}, "value": {Type: framework.TypeString}},
@@ -131,7 +132,7 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 					}},
 				},
 			},
-		},
+		}...),
 		// Vault's rollback manager calls PeriodicFunc through a request
 		// (RollbackOperation) about once a minute; a mount configured with
 		// fault=periodic-panic panics there.
