@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	pathpkg "path"
 	"reflect"
 	"strings"
 
 	"github.com/hashicorp/errwrap"
 	"github.com/hashicorp/go-multierror"
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/salt"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -85,6 +87,11 @@ func (m *Mount) Login(ctx context.Context, path string, data map[string]any) (*l
 func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	path := strings.TrimPrefix(req.Path, "/")
 	full := m.MountPoint + path
+	// Vault's HTTP server is a net/http ServeMux, which answers a path
+	// with "." or ".." segments or "//" with a 307 to the cleaned path.
+	if clean := cleanPath("/v1/" + full); clean != "/v1/"+full {
+		return nil, &ResponseError{StatusCode: http.StatusTemporaryRedirect, err: fmt.Errorf("Vault's HTTP server redirects %q to %q", "/v1/"+full, clean)}
+	}
 	// http/logical.go buildLogicalRequestNoAuth: "LIST" adds the slash.
 	if req.Operation == logical.ListOperation && !strings.HasSuffix(full, "/") {
 		path += "/"
@@ -99,9 +106,8 @@ func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response
 	}
 	login := m.isLoginPath(path)
 	if req.Unauthenticated && !login {
-		// CheckToken without a token: permission denied, as multierror.
-		err := multierror.Append(nil, logical.ErrPermissionDenied)
-		return nil, responseError(req, nil, err)
+		// CheckToken without a token.
+		return tokenCheckFailed(req, logical.ErrPermissionDenied)
 	}
 	req.Unauthenticated = login
 	token := m.token
@@ -111,9 +117,13 @@ func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response
 	m.route(req, path, token)
 
 	if req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation {
+		// The router sets MountAccessor when it resets the request after
+		// the existence check (router.go routeCommon's deferred reset), so
+		// only writes carry it to the backend.
+		req.MountAccessor = m.MountAccessor
 		op, err := m.existenceCheck(ctx, req)
 		if err != nil {
-			return nil, responseError(req, nil, multierror.Append(nil, err))
+			return tokenCheckFailed(req, err)
 		}
 		req.Operation = op
 	}
@@ -158,15 +168,15 @@ func (m *Mount) route(req *logical.Request, path, token string) {
 	req.Path = path
 	req.MountPoint = m.MountPoint
 	req.MountType = m.MountType
-	req.MountAccessor = m.MountAccessor
 	setMountInfo(req, m.runningVersion, m.runningSha256, m.class)
 	req.Storage = m.Storage
 	req.ClientToken = saltID(m.uuid, token)
 	if token != "" {
 		// CheckToken and handleRequest: the token's accessor and display
-		// name; servetest's token is a root token, as a dev server's.
+		// name; servetest's token is a root token with the display name a
+		// dev server's root token has.
 		req.ClientTokenAccessor = m.tokenAccessor
-		req.DisplayName = "root"
+		req.DisplayName = "token"
 	}
 	req.ClientTokenRemainingUses = 0
 	req.Headers = nil
@@ -181,15 +191,19 @@ func (m *Mount) route(req *logical.Request, path, token string) {
 
 // existenceCheck is request_handling.go existenceCheck: the operation a
 // write becomes. A path the backend does not know, or one without an
-// existence check, stays an update; an error response of the check is
-// the request's error.
+// existence check, stays an update. An error is the backend's when it is
+// a user error (as the framework's invalid fields are) and Vault's
+// "internal error" otherwise, which hides the backend's message.
 func (m *Mount) existenceCheck(ctx context.Context, req *logical.Request) (logical.Operation, error) {
 	checked, exists, err := m.Backend.HandleExistenceCheck(ctx, req)
 	switch {
 	case errors.Is(err, logical.ErrUnsupportedPath):
 		checked = false
 	case err != nil:
-		return "", err
+		if _, ok := err.(errutil.UserError); ok || err.Error() == "relative paths not supported" {
+			return "", err
+		}
+		return "", errInternal
 	}
 	switch {
 	case !checked, exists:
@@ -198,6 +212,34 @@ func (m *Mount) existenceCheck(ctx context.Context, req *logical.Request) (logic
 		return logical.CreateOperation, nil
 	}
 }
+
+// errInternal is Vault's ErrInternalError, which it answers in place of
+// an error whose message it will not show.
+var errInternal = errors.New("internal error")
+
+// tokenCheckFailed is the answer to a request that CheckToken (which also
+// runs the existence check) refused with ctErr, as handleRequest makes
+// it: an internal error alone; otherwise an error response with ctErr's
+// message, and the status of permission denied or of an invalid request.
+func tokenCheckFailed(req *logical.Request, ctErr error) (*logical.Response, error) {
+	switch {
+	case errors.Is(ctErr, errInternal):
+		return nil, responseError(req, nil, multierror.Append(nil, ctErr))
+	case errors.Is(ctErr, logical.ErrPermissionDenied):
+		resp := logical.ErrorResponse(ctErr.Error())
+		return resp, responseError(req, resp, multierror.Append(nil, ctErr))
+	default:
+		resp := logical.ErrorResponse(ctErr.Error())
+		return resp, responseError(req, resp, &wrappedErr{logical.ErrInvalidRequest, ctErr})
+	}
+}
+
+// wrappedErr is multierror's one-error list of Vault's error, shown by
+// errwrap as Vault shows it, that still unwraps to the backend's error.
+type wrappedErr struct{ shown, cause error }
+
+func (e *wrappedErr) Error() string   { return multierror.Append(nil, e.shown).Error() }
+func (e *wrappedErr) Unwrap() []error { return []error{e.shown, e.cause} }
 
 // ResponseError is a request's failure as Vault's HTTP API reports it.
 type ResponseError struct {
@@ -211,6 +253,9 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
+	if len(e.Errors) == 0 && e.err != nil {
+		return fmt.Sprintf("Vault would answer %d %s: %v", e.StatusCode, http.StatusText(e.StatusCode), e.err)
+	}
 	if len(e.Errors) == 0 {
 		return fmt.Sprintf("Vault would answer %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
@@ -438,4 +483,18 @@ func setMountType(resp *logical.Response, typ string) {
 	if f := reflect.ValueOf(resp).Elem().FieldByName("MountType"); f.IsValid() && f.Kind() == reflect.String && f.CanSet() {
 		f.SetString(typ)
 	}
+}
+
+// cleanPath is net/http's cleanPath (server.go), which ServeMux redirects
+// to when a request's path differs from it.
+func cleanPath(p string) string {
+	np := pathpkg.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			np = p
+		} else {
+			np += "/"
+		}
+	}
+	return np
 }

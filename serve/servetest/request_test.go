@@ -54,8 +54,8 @@ func TestMountRequestsAsVaultHandlesThem(t *testing.T) {
 	}
 	d := resp.Data
 	for k, want := range map[string]any{
-		"path": "echo/x", "mount_point": "probe/", "mount_type": "probe", "mount_accessor": m.MountAccessor,
-		"display_name": "root", "unauthenticated": false, "remote_addr": "127.0.0.1",
+		"path": "echo/x", "mount_point": "probe/", "mount_type": "probe", "mount_accessor": "",
+		"display_name": "token", "unauthenticated": false, "remote_addr": "127.0.0.1",
 	} {
 		if d[k] != want {
 			t.Errorf("%s = %v, want %v", k, d[k], want)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/wrapping"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -28,7 +29,7 @@ const (
 // Answered: DefaultLeaseTTL and MaxLeaseTTL (WithLeaseTTLs), VaultVersion
 // and PluginEnv (WithVaultVersion), Tainted, CachingDisabled, LocalMount,
 // MlockEnabled and ReplicationState as a `vault server -dev` answers them
-// (false, false, false, false, and no replication), and EntityInfo and
+// (false, false, false, false, and replication disabled), and EntityInfo and
 // GroupsForEntity for the empty entity id of a root token (none).
 //
 // Refused: ResponseWrapData (servetest has no token store),
@@ -52,6 +53,9 @@ func newSystemView(vaultVersion string, defaultTTL, maxTTL time.Duration) system
 		DefaultLeaseTTLVal: defaultTTL,
 		MaxLeaseTTLVal:     maxTTL,
 		VersionString:      vaultVersion,
+		// What Vault without an Enterprise license answers (measured:
+		// e2e's differential test).
+		ReplicationStateVal: consts.ReplicationPerformanceDisabled | consts.ReplicationDRDisabled,
 		PluginEnvironment: &logical.PluginEnvironment{
 			VaultVersion:           release,
 			VaultVersionPrerelease: prerelease,
