@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -353,4 +355,91 @@ func normalize(o *outcome) {
 	if len(o.Errors) == 0 {
 		o.Errors = nil
 	}
+}
+
+// TestDifferentialDatabase drives the htpasswd example through Vault's
+// database engine and through servetest's Connection helpers, the same
+// sequence on each, and compares what each leaves in its htpasswd file
+// and what the credentials look like.
+func TestDifferentialDatabase(t *testing.T) {
+	record(t, "differential: database engine vs servetest")
+	const name = "vault-plugin-database-htpasswd"
+	v := startVault(t, name)
+	ver := binVersion(t, name)
+	vaultFile, testFile := filepath.Join(t.TempDir(), "vault.htpasswd"), filepath.Join(t.TempDir(), "servetest.htpasswd")
+
+	// Through Vault.
+	v.must("secrets", "enable", "database")
+	_, badErr := v.cli("write", "database/config/bad", "plugin_name="+name, "plugin_version="+ver, "htpasswd_file=/nonexistent-dir/h")
+	v.must("write", "database/config/web", "plugin_name="+name, "plugin_version="+ver, "htpasswd_file="+vaultFile, "allowed_roles=*")
+	v.must("write", "database/roles/web", "db_name=web", "default_ttl=1h", "max_ttl=2h")
+	var creds struct {
+		LeaseID string `json:"lease_id"`
+		Data    struct{ Username, Password string }
+	}
+	if err := json.Unmarshal([]byte(v.must("read", "-format=json", "database/creds/web")), &creds); err != nil {
+		t.Fatal(err)
+	}
+	vaultIssued := fileOf(t, vaultFile)
+	v.must("lease", "renew", creds.LeaseID)
+	v.must("lease", "revoke", "-sync", creds.LeaseID)
+	vaultRevoked := fileOf(t, vaultFile)
+
+	// Through servetest.
+	ctx := context.Background()
+	conn := servetest.StartDatabase(t, bins[name]).Connect(t)
+	_, testBadErr := conn.Configure(ctx, map[string]any{"htpasswd_file": "/nonexistent-dir/h"})
+	if _, err := conn.Configure(ctx, map[string]any{"htpasswd_file": testFile}); err != nil {
+		t.Fatal(err)
+	}
+	role := servetest.Role{Name: "web", TTL: time.Hour}
+	tc, err := conn.NewCredentials(ctx, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testIssued := fileOf(t, testFile)
+	if err := conn.RenewCredentials(ctx, role, tc.Username, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Revoke(ctx, role, tc.Username); err != nil {
+		t.Fatal(err)
+	}
+	testRevoked := fileOf(t, testFile)
+
+	shape := func(user, password string) string {
+		return fmt.Sprintf("user %s, password of %d characters matching %v", accessorLike.ReplaceAllString(user, "-<random>"), len(password), vaultPassword.MatchString(password))
+	}
+	for _, c := range []struct{ what, vault, servetest string }{
+		{"a configuration that does not verify is refused", fmt.Sprint(badErr != nil), fmt.Sprint(testBadErr != nil)},
+		{"credentials", shape(creds.Data.Username, creds.Data.Password), shape(tc.Username, tc.Password)},
+		{"users in the file after issuing", fmt.Sprint(len(vaultIssued)), fmt.Sprint(len(testIssued))},
+		{"users in the file after revoking", fmt.Sprint(len(vaultRevoked)), fmt.Sprint(len(testRevoked))},
+	} {
+		if c.vault != c.servetest {
+			t.Errorf("%s: Vault %s, servetest %s", c.what, c.vault, c.servetest)
+		} else {
+			t.Logf("%s: %s on both", c.what, c.vault)
+		}
+	}
+}
+
+var (
+	accessorLike  = regexp.MustCompile(`-[A-Za-z0-9]{10}$`)
+	vaultPassword = regexp.MustCompile(`^[A-Za-z0-9-]{20}$`)
+)
+
+// fileOf returns the users of an htpasswd file.
+func fileOf(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var users []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if u, _, ok := strings.Cut(l, ":"); ok && !strings.HasPrefix(l, "#") {
+			users = append(users, u)
+		}
+	}
+	return users
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -149,5 +150,58 @@ func TestBinaryTwoProcesses(t *testing.T) {
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".htpasswd.tmp-*")); len(leftovers) != 0 {
 		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
+
+// TestBinaryEngineSequence drives the plugin as Vault's database engine
+// does, through servetest's helpers: configure with a verified
+// connection, issue credentials with a Vault-generated password, renew,
+// rotate, revoke.
+func TestBinaryEngineSequence(t *testing.T) {
+	ctx := context.Background()
+	conn := servetest.StartDatabase(t, servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")).Connect(t)
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	stored, err := conn.Configure(ctx, map[string]any{"htpasswd_file": path, "bcrypt_cost": 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored["htpasswd_file"] != path {
+		t.Errorf("stored configuration %v, want its path", stored)
+	}
+	if _, err := conn.Configure(ctx, map[string]any{"htpasswd_file": "/nonexistent-dir/htpasswd"}); err == nil {
+		t.Error("a configuration whose connection does not verify was accepted")
+	}
+
+	role := servetest.Role{Name: "web", TTL: time.Hour}
+	creds, err := conn.NewCredentials(ctx, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(creds.Username, "v-token-web-") || len(creds.Password) != 20 {
+		t.Errorf("credentials %q / %d characters, want a v-token-web- name and Vault's 20-character password", creds.Username, len(creds.Password))
+	}
+	verifies := func(user, password string) bool {
+		b, _ := os.ReadFile(path)
+		h, ok := htpasswd.Parse(string(b)).Hash(user)
+		return ok && bcrypt.CompareHashAndPassword([]byte(h), []byte(password)) == nil
+	}
+	if !verifies(creds.Username, creds.Password) {
+		t.Fatal("the issued password does not verify")
+	}
+	if err := conn.RenewCredentials(ctx, role, creds.Username, 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := conn.RotatePassword(ctx, creds.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated == creds.Password || !verifies(creds.Username, rotated) {
+		t.Error("the rotated password does not verify")
+	}
+	if err := conn.Revoke(ctx, role, creds.Username); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); htpasswd.Parse(string(b)).Has(creds.Username) {
+		t.Error("the revoked user is still in the file")
 	}
 }

@@ -50,10 +50,9 @@ func StartDatabase(t testing.TB, bin string, opts ...Option) *Database {
 // `vault write database/config/NAME` does: its own instance in the same
 // process when the plugin multiplexes; a plugin that does not serves one
 // connection per process, as in Vault. The caller initializes it with
-// Initialize. Like Vault's client, the connection is a
-// logical.PluginVersioner. Its Close runs once; Database.Close closes
-// those still open.
-func (d *Database) NewConnection(ctx context.Context) (dbplugin.Database, error) {
+// Initialize, or with Configure as Vault does. Its Close runs once;
+// Database.Close closes those still open.
+func (d *Database) NewConnection(ctx context.Context) (*Connection, error) {
 	c, err := d.newConnection(ctx)
 	if err != nil {
 		return nil, err
@@ -61,7 +60,7 @@ func (d *Database) NewConnection(ctx context.Context) (dbplugin.Database, error)
 	return c, nil
 }
 
-func (d *Database) newConnection(ctx context.Context) (*connection, error) {
+func (d *Database) newConnection(ctx context.Context) (*Connection, error) {
 	unreserve, err := d.reserve("connection", "Database")
 	if err != nil {
 		return nil, err
@@ -76,12 +75,12 @@ func (d *Database) newConnection(ctx context.Context) (*connection, error) {
 		unreserve()
 		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
 	}
-	return &connection{Database: db, close: d.track(func(context.Context) error { return db.Close() })}, nil
+	return &Connection{Database: db, close: d.track(func(context.Context) error { return db.Close() })}, nil
 }
 
 // Connect is NewConnection for tests: it fails t on error and closes the
 // connection when the test ends.
-func (d *Database) Connect(t testing.TB) dbplugin.Database {
+func (d *Database) Connect(t testing.TB) *Connection {
 	t.Helper()
 	c, err := d.newConnection(context.Background())
 	if err != nil {
@@ -91,20 +90,24 @@ func (d *Database) Connect(t testing.TB) dbplugin.Database {
 	return c
 }
 
-// connection makes a connection's Close happen once, whether the test,
-// its cleanup or Database.Close calls it first: the SDK's client would
-// send the plugin a second Close for an instance it has already dropped.
-// Otherwise it is the SDK's client, which Vault's database engine holds.
-type connection struct {
+// Connection is one connection to a database plugin: the SDK's client,
+// which Vault's database engine holds per `database/config/NAME`, and so a
+// dbplugin.Database and, like Vault's client, a logical.PluginVersioner.
+// Its methods Configure, NewCredentials, RenewCredentials,
+// RotatePassword and Revoke drive the plugin as the engine's endpoints do.
+type Connection struct {
 	dbplugin.Database
 	close func(context.Context) error
 }
 
-func (c *connection) Close() error { return c.close(context.Background()) }
+// Close closes the connection once, whether the test, its cleanup or
+// Database.Close calls it first: the SDK's client would send the plugin a
+// second Close for an instance it has already dropped.
+func (c *Connection) Close() error { return c.close(context.Background()) }
 
 // PluginVersion is the plugin's version, as the SDK's client reports it
 // to Vault (dbplugin.DatabasePluginClient is a logical.PluginVersioner).
-func (c *connection) PluginVersion() logical.PluginVersion {
+func (c *Connection) PluginVersion() logical.PluginVersion {
 	if v, ok := c.Database.(logical.PluginVersioner); ok {
 		return v.PluginVersion()
 	}
