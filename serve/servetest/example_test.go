@@ -2,6 +2,7 @@ package servetest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,16 +65,11 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	_, err = m.HandleRequest(ctx, &logical.Request{
-		Operation: logical.UpdateOperation,
-		Path:      "kv/greeting",
-		Data:      map[string]any{"value": "hello"},
-	})
-	if err != nil {
+	if _, err := m.Write(ctx, "kv/greeting", map[string]any{"value": "hello"}); err != nil {
 		fmt.Println(err)
 		return
 	}
-	resp, err := m.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "kv/greeting"})
+	resp, err := m.Read(ctx, "kv/greeting")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -86,6 +82,40 @@ func ExampleNew() {
 	// Output:
 	// read: hello
 	// stored keys: [greeting]
+}
+
+// A request fails as Vault's HTTP API would answer it: a
+// *servetest.ResponseError holds the status and the messages of the
+// answer's "errors".
+func ExampleResponseError() {
+	ctx := context.Background()
+	p, err := servetest.New(ctx, pluginBinary())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	m, err := p.NewMount(ctx, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, path := range []string{"kv/never-written", "no/such/path"} {
+		_, err := m.Read(ctx, path)
+		var re *servetest.ResponseError
+		if errors.As(err, &re) {
+			fmt.Println(path, re.StatusCode, re.Errors)
+		}
+	}
+	_, err = m.Write(ctx, "kv/", nil)
+	fmt.Println(err)
+	// Output:
+	// kv/never-written 404 []
+	// no/such/path 404 [1 error occurred:
+	// 	* unsupported path
+	//
+	// ]
+	// Vault would answer 400 Bad Request: cannot write to a path ending in '/'
 }
 
 // Two mounts share one multiplexed process, as in Vault, each with its own
