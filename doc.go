@@ -45,7 +45,7 @@
 //
 //	VAULTPLUGIN_LOG_LEVEL   trace, debug, info, warn, error or off (default trace: Vault filters by its own level)
 //	VAULTPLUGIN_DEBUG_WAIT  before serving, wait for a debugger: a duration (at most 50s) or true (30s)
-//	VAULTPLUGIN_HTTP_ADDR   serve profiles and metrics on this loopback HOST:PORT; port 0 picks a free one
+//	VAULTPLUGIN_HTTP_ADDR   serve profiles and metrics on this loopback HOST:PORT (port 0 picks a free one), or on a unix socket: unix:/PATH, or unix:NAME in a container
 //
 // VAULTPLUGIN_DEBUG_WAIT makes the plugin log its pid and the command to
 // paste (`dlv attach PID`) at INFO, then wait before its handshake, so that
@@ -71,6 +71,46 @@
 // The bound address is logged at INFO.
 // Vault starts one process per mount for a plugin it does not multiplex,
 // and those cannot share a fixed port: use port 0 then.
+//
+// VAULTPLUGIN_HTTP_ADDR also takes a unix socket, unix:/PATH (or just
+// /PATH), which only the plugin's user (and root) can use: it is created
+// with mode 0600, owned by the plugin's user, with no moment at which it
+// is open wider (it is bound in a private directory, then linked into
+// place), and removed when the plugin stops; a stale socket of the same
+// user, left by a plugin that was killed, is replaced. The start fails,
+// naming the variable, when another user or group could replace the
+// socket: when its directory can be written by its group or by others,
+// or a directory above it can without the sticky bit, or either belongs
+// to another user than the plugin's or root (so /tmp/ops.sock is refused
+// and /tmp/mine/ops.sock, in a directory made with mkdir -m 0700, is not);
+// and when anything but a stale socket of the plugin's user is at the
+// path, including a live one: a plugin Vault does not multiplex needs a
+// path per process, or port 0. The log record gives the command to fetch
+// with (curl --unix-socket PATH http://localhost/metrics; go tool pprof
+// reads only the files curl saves). Windows has unix sockets, but a
+// socket file's mode does not keep other users out there, so a socket
+// path fails the start on Windows. SECURITY.md says when to use which.
+//
+// In a container (Vault 1.15 and later, vault plugin register
+// -oci_image), the plugin's loopback is the container's own, which
+// nothing on the host reaches. Serve the endpoint on a socket in the
+// directory Vault shares with the container for the plugin's sockets
+// instead: unix:NAME is NAME in the directory go-plugin names in
+// PLUGIN_UNIX_SOCKET_DIR (/tmp/go-plugin-container inside the container,
+// bind-mounted from a plugin-dir* directory in Vault's plugin_tmpdir,
+// which Vault removes with the container). That directory is Vault's
+// (mode 0770 for Vault's group), so the directory checks do not apply to
+// it. The socket belongs to the container's user: on the host, connect as
+// root or as the user that uid maps to. The debugger wait runs as
+// elsewhere, with two differences: the logged pid is the container's,
+// not the host's (docker top shows the host's), and the kernel shows a
+// tracer outside the container's pid namespace to the plugin as none, so
+// a debugger attached from the host does not end the wait early: the
+// plugin waits the whole time. Under gVisor (runsc, Vault's default
+// runtime) the plugin is not a host process at all, and a debugger must
+// run inside the sandbox. servetest.WithContainerEnv tests a plugin in
+// the container's environment; these notes on a real container follow
+// from how containers work and were not tried in one.
 //
 // An author who wants the leanest binary builds with
 // -tags vaultplugin_noendpoint, which leaves the endpoint's HTTP server and

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -383,5 +386,115 @@ func TestHelpListsOpsEnv(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("-help lacks %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// socketGet GETs path from the endpoint on the unix socket sock, with
+// whatever Host the client names: a socket has no host to check.
+func socketGet(t *testing.T, sock, path string) (int, string) {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://plugin" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// privateDir is a new directory only this user can write to.
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// VAULTPLUGIN_HTTP_ADDR=unix:PATH serves the endpoint on a socket of mode
+// 0600 that the plugin removes when it stops.
+func TestOpsSocket(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("refused on Windows: TestOpsSocketRefused")
+	}
+	bin := servetest.Build(t, testPlugin)
+	sock := filepath.Join(privateDir(t), "ops.sock")
+	p := servetest.Start(t, bin, servetest.WithEnv("VAULTPLUGIN_HTTP_ADDR=unix:"+sock))
+	if got := opsAddr(t, p.Process); got != "unix:"+sock {
+		t.Errorf("logged addr %q, want unix:%s", got, sock)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %s, want a socket with mode 0600", sock, fi.Mode())
+	}
+	p.Mount(t, nil)
+	if code, body := socketGet(t, sock, "/metrics"); code != http.StatusOK || !strings.Contains(body, "vaultplugin_mounts 1\n") {
+		t.Errorf("/metrics: %d %.300s", code, body)
+	}
+	if code, body := socketGet(t, sock, "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile: %d %.200s", code, body)
+	}
+	// SECURITY.md says the endpoint does not serve the command line
+	// (net/http/pprof's /debug/pprof/cmdline): it may hold -args secrets.
+	if code, _ := socketGet(t, sock, "/debug/pprof/cmdline"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/cmdline: %d, want 404", code)
+	}
+
+	// A second process cannot take the socket of a live one.
+	_, err = servetest.New(context.Background(), bin, servetest.WithEnv("VAULTPLUGIN_HTTP_ADDR=unix:"+sock))
+	if err == nil || !strings.Contains(err.Error(), "VAULTPLUGIN_HTTP_ADDR: "+sock+" is in use: another process listens on it") {
+		t.Errorf("a second plugin on the same socket: %v", err)
+	}
+
+	p.Close()
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after the plugin stopped: %v, want the socket gone", err)
+	}
+}
+
+func TestOpsSocketRefused(t *testing.T) {
+	bin := servetest.Build(t, testPlugin)
+	if runtime.GOOS == "windows" {
+		r := run(t, bin, hostEnv(`VAULTPLUGIN_HTTP_ADDR=unix:C:\ops.sock`))
+		assertStartupFailure(t, r, 1, "VAULTPLUGIN_HTTP_ADDR: a unix socket is not supported on this system")
+		return
+	}
+	open := privateDir(t)
+	if err := os.Chmod(open, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	group := privateDir(t)
+	if err := os.Chmod(group, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(privateDir(t), "ops.sock")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ addr, cause string }{
+		{"unix:" + open + "/ops.sock", "VAULTPLUGIN_HTTP_ADDR: the socket's directory " + open + " can be written by its group and every user (mode -rwxrwxrwx), who could replace the socket: use a directory only the plugin's user can write to (chmod go-w " + open + ", or mkdir -m 0700 a new one)"},
+		{group + "/ops.sock", "VAULTPLUGIN_HTTP_ADDR: the socket's directory " + group + " can be written by its group"},
+		{"unix:" + file, "VAULTPLUGIN_HTTP_ADDR: " + file + ": it exists and is not a socket (a regular file): remove it or choose another path"},
+		{"unix:ops.sock", `VAULTPLUGIN_HTTP_ADDR: "unix:ops.sock" is relative`},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, bin, hostEnv("VAULTPLUGIN_HTTP_ADDR="+tc.addr))
+			assertStartupFailure(t, r, 1, tc.cause)
+			if !strings.Contains(r.stdout, "(fix or remove the -env setting given to vault plugin register)") {
+				t.Errorf("the cause line has not the hint: %q", r.stdout)
+			}
+		})
 	}
 }

@@ -1,5 +1,6 @@
 // Package loopback checks that an address an operator gave names only the
-// loopback interface. It is apart from opshttp so that checking the
+// loopback interface, or a unix socket only the plugin's user can use, and
+// makes that socket. It is apart from opshttp so that checking the
 // operator's setting does not link the endpoint's HTTP server.
 package loopback
 

@@ -1,5 +1,5 @@
 // Package opshttp is the plugin's operator endpoint: profiles and metrics
-// over HTTP on a loopback address only.
+// over HTTP on a loopback address or a unix socket only.
 //
 // It does not import net/http/pprof: that package's init registers its
 // handlers on http.DefaultServeMux, which would expose profiles through any
@@ -28,11 +28,21 @@ type Server struct {
 }
 
 // Start serves profiles, and metrics when metrics is not nil, on ln until
-// Close. errorLog receives the HTTP server's own errors.
+// Close. errorLog receives the HTTP server's own errors. On a TCP listener
+// a request must name a loopback host (see loopbackOnly); on a unix socket
+// any Host is accepted, as no web page can open a unix socket and clients
+// name whatever host they like there (curl --unix-socket sends localhost,
+// Go's http.Client the URL's).
 func Start(ln net.Listener, metrics http.Handler, errorLog *log.Logger) *Server {
+	var h http.Handler
+	if a := ln.Addr(); a.Network() == "unix" {
+		h = newMux(metrics, a.String())
+	} else {
+		h = loopbackOnly(newMux(metrics, ""))
+	}
 	s := &Server{
 		srv: &http.Server{
-			Handler: loopbackOnly(NewMux(metrics)),
+			Handler: h,
 			// A slow or idle client must not hold a connection forever;
 			// there is no WriteTimeout because a CPU profile streams for
 			// as long as it was asked to.
@@ -70,8 +80,13 @@ func (s *Server) Close(timeout time.Duration) {
 }
 
 // NewMux returns the endpoint's routes on a mux of its own (never
-// http.DefaultServeMux).
-func NewMux(metrics http.Handler) *http.ServeMux {
+// http.DefaultServeMux), as served on a TCP address.
+func NewMux(metrics http.Handler) *http.ServeMux { return newMux(metrics, "") }
+
+// newMux is NewMux for the endpoint on the unix socket at socket, or on
+// TCP when socket is "": only the index page's advice differs, since go
+// tool pprof cannot fetch from a unix socket.
+func newMux(metrics http.Handler, socket string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -79,7 +94,11 @@ func NewMux(metrics http.Handler) *http.ServeMux {
 		if metrics != nil {
 			fmt.Fprintln(w, "  /metrics        Prometheus metrics")
 		}
-		fmt.Fprintln(w, "  /debug/pprof/   profiles (go tool pprof http://"+r.Host+"/debug/pprof/heap)")
+		if socket == "" {
+			fmt.Fprintln(w, "  /debug/pprof/   profiles (go tool pprof http://"+r.Host+"/debug/pprof/heap)")
+		} else {
+			fmt.Fprintln(w, "  /debug/pprof/   profiles (curl --unix-socket "+socket+" -o heap.pb.gz http://localhost/debug/pprof/heap; go tool pprof heap.pb.gz)")
+		}
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)

@@ -21,7 +21,9 @@ const (
 	// envDebugWait makes the plugin wait for a debugger before it serves:
 	// a duration, or a boolean ("true" waits defaultDebugWait).
 	envDebugWait = "VAULTPLUGIN_DEBUG_WAIT"
-	// envHTTPAddr serves profiles and metrics on this loopback HOST:PORT.
+	// envHTTPAddr serves profiles and metrics on this loopback HOST:PORT,
+	// or on a unix socket: "unix:/abs/path" (or just "/abs/path"), or
+	// "unix:NAME" in the host's socket directory.
 	envHTTPAddr = "VAULTPLUGIN_HTTP_ADDR"
 )
 
@@ -59,7 +61,7 @@ func OperatorEnv() []EnvVar {
 	return []EnvVar{
 		{logging.LevelEnv, "trace, debug, info, warn, error or off (default trace; Vault filters by its own level)"},
 		{envDebugWait, fmt.Sprintf("before serving, wait for a debugger (dlv attach PID): a duration, at most %s, or true for %s", maxDebugWait, defaultDebugWait)},
-		{envHTTPAddr, "serve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged)"},
+		{envHTTPAddr, "serve /debug/pprof/ and /metrics on this loopback HOST:PORT (port 0: a free port, logged), or on a unix socket only the plugin's user can use: unix:/abs/path in a directory no other user can write to, or unix:NAME in a container's socket directory"},
 	}
 }
 
@@ -74,8 +76,12 @@ const opsHint = "fix or remove the -env setting given to vault plugin register"
 type opsSettings struct {
 	debugWait     time.Duration // 0: do not wait
 	requestedWait time.Duration // before clamping to maxDebugWait
-	httpAddr      string        // a checked loopback HOST:PORT, or "" for off
+	httpAddr      string        // a checked loopback HOST:PORT, socketPrefix + a checked socket path, or "" for off
 }
+
+// socketPrefix marks httpAddr as a unix socket's path: a checked HOST:PORT
+// never starts with it.
+const socketPrefix = "unix:"
 
 // readOps reads the operator switches through lookup. A malformed value
 // is an error naming the variable: the operator asked for something and
@@ -90,13 +96,34 @@ func readOps(ctx context.Context, lookup compat.LookupFunc) (opsSettings, error)
 		s.requestedWait, s.debugWait = d, min(d, maxDebugWait)
 	}
 	if v, _ := lookup(envHTTPAddr); v != "" {
-		addr, err := loopback.Addr(ctx, v, nil)
+		addr, err := httpAddr(ctx, v, lookup)
 		if err != nil {
 			return s, fmt.Errorf("%s: %w", envHTTPAddr, err)
 		}
 		s.httpAddr = addr
 	}
 	return s, nil
+}
+
+// httpAddr checks the endpoint's address v: a unix socket path as
+// socketPrefix + its absolute path, or else a loopback HOST:PORT. A
+// socket's directory and what is at its path are checked here, before
+// anything is created, because a refusal is the operator's setting to fix
+// (opsHint), while Serve gives a failure of startEndpoint the hint for a busy
+// port.
+func httpAddr(ctx context.Context, v string, lookup compat.LookupFunc) (string, error) {
+	hostDir, _ := lookup(loopback.SocketDirEnv)
+	path, ok, err := loopback.SocketPath(v, hostDir)
+	if !ok {
+		return loopback.Addr(ctx, v, nil)
+	}
+	if err == nil {
+		err = loopback.CheckSocket(path, hostDir)
+	}
+	if err != nil {
+		return "", err
+	}
+	return socketPrefix + path, nil
 }
 
 // parseDebugWait reads a duration ("20s") or a boolean ("true" is

@@ -3,14 +3,18 @@ package servetest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // builds caches Build's results for the life of the test process.
@@ -32,8 +36,19 @@ type buildResult struct {
 // servetest starts get GOCOVERDIR set to the test binary's own
 // -test.gocoverdir, so the plugin side's counters are written next to the
 // test's (read them with go tool covdata; go test's own percentage counts
-// the test binary only). On Windows the binary's name ends in .exe. Binaries are kept in the user's cache directory, keyed
-// by package, so repeated runs relink instead of leaving copies behind.
+// the test binary only). On Windows the binary's name ends in .exe.
+//
+// The binary is kept in a cache, so that the next run relinks it in place
+// (go build's own cache keeps the compiled packages) instead of leaving a
+// copy behind: in vaultplugin-servetest/KEY/ under os.UserCacheDir()
+// (~/.cache on Linux, ~/Library/Caches on macOS, %LocalAppData% on
+// Windows; the system's temporary directory if there is none), where KEY
+// is a hash of the test's working directory, pkg, and whether -race and
+// which -covermode apply. Each Build relinks the binary, which marks the
+// entry used. Build removes entries unused for a week, and beyond the
+// newest 16 those unused for an hour, at most once an hour across all
+// test processes (see pruneCache); removing the vaultplugin-servetest
+// directory clears the cache at any time no test is running.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	wd, err := os.Getwd()
@@ -43,25 +58,43 @@ func Build(t testing.TB, pkg string) string {
 	key := wd + "\x00" + pkg
 	v, _ := builds.LoadOrStore(key, &buildResult{})
 	r := v.(*buildResult)
-	r.once.Do(func() { r.path, r.err = build(wd, pkg) })
+	r.once.Do(func() { r.path, r.err = build(cacheRoot(), wd, pkg) })
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	return r.path
 }
 
-func build(wd, pkg string) (string, error) {
+// cacheRoot is the directory Build keeps its binaries in.
+func cacheRoot() string {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	flags := buildFlags()
+	return filepath.Join(cache, "vaultplugin-servetest")
+}
+
+// build builds pkg as seen from wd into its entry in the cache at root,
+// after pruning the cache. Another process's pruning may remove the entry
+// while this one builds in it (a week-old entry, in a window of
+// microseconds; see pruneCache): then the build is tried once more.
+func build(root, wd, pkg string) (string, error) {
+	pruneCache(root, time.Now())
 	key := fmt.Sprintf("%s\x00%s\x00race=%v", wd, pkg, raceEnabled)
 	if mode := testing.CoverMode(); mode != "" {
 		key += "\x00cover=" + mode
 	}
 	sum := sha256.Sum256([]byte(key))
-	dir := filepath.Join(cache, "vaultplugin-servetest", hex.EncodeToString(sum[:8]))
+	dir := filepath.Join(root, hex.EncodeToString(sum[:8]))
+	path, err := buildIn(dir, wd, pkg)
+	if _, statErr := os.Stat(dir); err != nil && errors.Is(statErr, fs.ErrNotExist) {
+		path, err = buildIn(dir, wd, pkg)
+	}
+	return path, err
+}
+
+// buildIn builds pkg as seen from wd into the cache entry dir.
+func buildIn(dir, wd, pkg string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("servetest: %w", err)
 	}
@@ -78,7 +111,7 @@ func build(wd, pkg string) (string, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	args := append([]string{"build", "-o", tmp.Name()}, flags...)
+	args := append([]string{"build", "-o", tmp.Name()}, buildFlags()...)
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = wd
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -87,7 +120,122 @@ func build(wd, pkg string) (string, error) {
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return "", fmt.Errorf("servetest: %w", err)
 	}
+	// The binary's time is when the entry was last used, which pruneCache
+	// reads; go build may keep the time of an output it found up to date.
+	now := time.Now()
+	_ = os.Chtimes(final, now, now)
 	return final, nil
+}
+
+// The cache's bounds. An entry costs a link to rebuild (go build's own
+// cache keeps the compiled packages), but takes 20 to 60 MB (a plugin
+// built with -race is the larger); a checkout in a new directory, a
+// different package, or -race or -cover toggled each make a new one, and
+// one day of sessions here left 106 entries, 3.8 GB.
+const (
+	// cacheMaxAge: an entry unused this long is removed. A week spans a
+	// working week's pause, after which relinking costs seconds.
+	cacheMaxAge = 7 * 24 * time.Hour
+	// cacheKeep: beyond the newest this many, entries are removed once
+	// they are cacheMinAge old, bounding the cache near 1 GB (16 at the
+	// largest 60 MB) while covering a few checkouts' plugins with and
+	// without -race.
+	cacheKeep = 16
+	// cacheMinAge: an entry used this recently is never removed, however
+	// many there are, as a test process may still start its binary (Build
+	// returns the path once; the test may start it much later). An hour
+	// is six times go test's default -timeout of ten minutes.
+	cacheMinAge = time.Hour
+	// pruneEvery: the cache is pruned at most this often, whatever the
+	// number of test processes, so that pruning (reading each entry's
+	// times) is not repeated by every package's test binary of a go test
+	// ./... run. A stamp file's time records the last time.
+	pruneEvery = time.Hour
+)
+
+// pruneStamp is the file in the cache's root whose time is the last
+// pruning's.
+const pruneStamp = ".pruned"
+
+// pruneCache removes entries from the cache at root (the directories
+// Build made, named by 16 hex digits; nothing else is touched) by the
+// bounds above, as of now. An entry's last use is the newest time among
+// the directory and its files, so one another process is building in (its
+// temporary .build-* file is new) counts as used now and is kept; each
+// entry's time is read again just before removing it. It runs at most
+// once per pruneEvery (so at most once in a test process): the stamp is
+// written before the work, so parallel processes mostly skip it, and two
+// that race both only remove what either may. It is best-effort:
+// failures are ignored (on Windows, a binary that is running cannot be
+// removed, and is tried again next time).
+func pruneCache(root string, now time.Time) {
+	stamp := filepath.Join(root, pruneStamp)
+	if fi, err := os.Stat(stamp); err == nil && now.Sub(fi.ModTime()) < pruneEvery {
+		return
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return
+	}
+	if err := os.WriteFile(stamp, nil, 0o644); err != nil {
+		return
+	}
+	_ = os.Chtimes(stamp, now, now)
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	type entry struct {
+		path string
+		used time.Time
+	}
+	var entries []entry
+	for _, d := range dirs {
+		if !d.IsDir() || !isEntryName(d.Name()) {
+			continue
+		}
+		path := filepath.Join(root, d.Name())
+		if used, ok := lastUsed(path); ok {
+			entries = append(entries, entry{path, used})
+		}
+	}
+	// Newest first: the first cacheKeep are kept by count.
+	slices.SortFunc(entries, func(a, b entry) int { return b.used.Compare(a.used) })
+	for i, e := range entries {
+		if age := now.Sub(e.used); age <= cacheMaxAge && (i < cacheKeep || age <= cacheMinAge) {
+			continue
+		}
+		if used, ok := lastUsed(e.path); ok && used.Equal(e.used) {
+			_ = os.RemoveAll(e.path)
+		}
+	}
+}
+
+// isEntryName reports whether name is a cache entry's: 16 hex digits.
+func isEntryName(name string) bool {
+	if len(name) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(name)
+	return err == nil
+}
+
+// lastUsed is the newest modification time of dir and the files in it.
+func lastUsed(dir string) (time.Time, bool) {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return time.Time{}, false
+	}
+	newest := fi.ModTime()
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, f := range files {
+		if info, err := f.Info(); err == nil && info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+	}
+	return newest, true
 }
 
 // buildFlags are the go build flags that follow the test binary's own:

@@ -38,6 +38,7 @@ type config struct {
 	legacyTLS    bool
 	metadataMode bool
 	noHostMux    bool
+	container    bool // WithContainerEnv
 	env          []string
 	args         []string
 	vaultVersion string
@@ -87,9 +88,11 @@ func listErrors(errs []error) string {
 	return b.String()
 }
 
-// WithEnv adds "KEY=VALUE" entries to the plugin's environment, after the
-// variables Vault sets, as `vault plugin register -env` does. Several
-// WithEnv options add their entries in order.
+// WithEnv adds "KEY=VALUE" entries to the plugin's environment, as
+// `vault plugin register -env` does: after the host's own environment and
+// before the variables Vault sets, which win over an entry of the same
+// name, as under Vault. Several WithEnv options add their entries in
+// order.
 func WithEnv(kv ...string) Option {
 	return optionFunc(func(c *config) error {
 		for _, e := range kv {

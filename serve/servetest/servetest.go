@@ -82,6 +82,9 @@
 //
 // WithLegacyTLS plays the host of the wrap-token TLS path instead of
 // AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.
+// WithContainerEnv starts the plugin with exactly the environment Vault
+// gives a containerized plugin (no HOME, TMPDIR or PATH; a unix socket in
+// PLUGIN_UNIX_SOCKET_DIR).
 package servetest
 
 import (
@@ -165,6 +168,15 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 		return nil, err
 	}
 	p.sha256 = hex.EncodeToString(sum)
+	var socketDir string
+	if c.container {
+		if err := containerConflict(c); err != nil {
+			return nil, err
+		}
+		if socketDir, err = p.startSocketDir(); err != nil {
+			return nil, err
+		}
+	}
 	var legacy *legacyHost
 	if c.legacyTLS {
 		if legacy, err = p.startLegacyHost(); err != nil {
@@ -172,7 +184,7 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 		}
 		p.secrets = []string{legacy.token, legacy.serverKey}
 	}
-	cc := c.clientConfig(bin, sum, legacy, p.logs)
+	cc := c.clientConfig(bin, sum, legacy, socketDir, p.logs)
 	if d, ok := ctx.Deadline(); ok {
 		// go-plugin's handshake takes no context, only a timeout.
 		cc.StartTimeout = time.Until(d)
@@ -254,17 +266,21 @@ func (p *Process) startLegacyHost() (*legacyHost, error) {
 
 // clientConfig is the go-plugin client Vault's plugin catalog would make
 // for the plugin at bin, whose sha256 is sum; legacy is the wrap-token TLS
-// host, or nil for AutoMTLS.
-func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, logs io.Writer) *goplugin.ClientConfig {
+// host, or nil for AutoMTLS; socketDir is the socket directory under
+// WithContainerEnv.
+func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, socketDir string, logs io.Writer) *goplugin.ClientConfig {
 	autoMTLS := !c.metadataMode && legacy == nil
 	args := c.args
 	if legacy != nil {
 		args = append([]string{"-ca-cert=" + legacy.caFile}, args...)
 	}
 	cmd := exec.Command(bin, args...)
-	// As pluginutil's runConfig: the host's environment, then Vault's
-	// variables, then the operator's -env entries.
-	cmd.Env = append(os.Environ(),
+	// As pluginutil's runConfig.generateCmd (sdk v0.20.0, run_config.go
+	// lines 67-136): the host's environment, then the operator's -env
+	// entries, then Vault's variables, so a later duplicate wins as it
+	// does under Vault.
+	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Env = append(cmd.Env,
 		pluginutil.PluginVaultVersionEnv+"="+c.vaultVersion,
 		pluginutil.PluginMetadataModeEnv+"="+strconv.FormatBool(c.metadataMode),
 		pluginutil.PluginAutoMTLSEnv+"="+strconv.FormatBool(autoMTLS),
@@ -276,7 +292,10 @@ func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, logs i
 		// A plugin Build made with -cover writes its counters here.
 		cmd.Env = append(cmd.Env, "GOCOVERDIR="+dir)
 	}
-	cmd.Env = append(cmd.Env, c.env...)
+	if c.container {
+		// WithContainerEnv replaces all of the above: see containerEnv.
+		cmd.Env = c.containerEnv(autoMTLS, socketDir)
+	}
 
 	stderr := logs
 	if c.stderr != nil {
@@ -302,6 +321,10 @@ func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, logs i
 		SkipHostEnv:      true,
 		Logger:           logger,
 		Stderr:           stderr,
+
+		// Set under WithContainerEnv only: see containerEnv.
+		UnixSocketConfig:    c.unixSocketConfig(),
+		GRPCBrokerMultiplex: c.container,
 	}
 }
 
