@@ -90,7 +90,7 @@ func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response
 	// Vault's HTTP server is a net/http ServeMux, which answers a path
 	// with "." or ".." segments or "//" with a 307 to the cleaned path.
 	if clean := cleanPath("/v1/" + full); clean != "/v1/"+full {
-		return nil, &ResponseError{StatusCode: http.StatusTemporaryRedirect, err: fmt.Errorf("Vault's HTTP server redirects %q to %q", "/v1/"+full, clean)}
+		return nil, &ResponseError{StatusCode: http.StatusTemporaryRedirect, err: fmt.Errorf("the HTTP server redirects %q to %q (a net/http ServeMux cleans paths)", "/v1/"+full, clean)}
 	}
 	// http/logical.go buildLogicalRequestNoAuth: "LIST" adds the slash.
 	if req.Operation == logical.ListOperation && !strings.HasSuffix(full, "/") {
