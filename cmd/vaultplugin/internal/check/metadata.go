@@ -1,0 +1,73 @@
+package check
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+// metadataRun is what starting the plugin in metadata mode showed.
+type metadataRun struct {
+	startErr error  // the start failed
+	instErr  error  // the start worked, the mount (connection) did not
+	typ      string // what Type answered
+}
+
+// runMetadata starts the plugin in metadata mode, as Vault registers a
+// plugin (and as Vaults before 1.12 did at every mount):
+// VAULT_PLUGIN_METADATA_MODE=true and no TLS at all. A backend's Setup
+// and Type, a database's Type, must answer.
+func (h *host) runMetadata(ctx context.Context, k kind) metadataRun {
+	ctx, cancel := context.WithTimeout(ctx, HandshakeBound+RequestBound)
+	defer cancel()
+	opts := h.options(servetest.WithMetadataMode())
+	if k.name == "database" {
+		d, err := servetest.NewDatabase(ctx, h.Binary, opts...)
+		if err != nil {
+			return metadataRun{startErr: err}
+		}
+		defer d.Close()
+		conn, err := d.NewConnection(ctx)
+		if err != nil {
+			return metadataRun{instErr: err}
+		}
+		t, err := conn.Type()
+		if err != nil {
+			return metadataRun{instErr: fmt.Errorf("asking its Type: %w", err)}
+		}
+		return metadataRun{typ: fmt.Sprintf("%q", t)}
+	}
+	p, err := servetest.New(ctx, h.Binary, opts...)
+	if err != nil {
+		return metadataRun{startErr: err}
+	}
+	defer p.Close()
+	m, err := p.NewMount(ctx, nil)
+	if err != nil {
+		return metadataRun{instErr: err}
+	}
+	if t := m.Type(); t != logical.TypeUnknown {
+		return metadataRun{typ: t.String()}
+	}
+	return metadataRun{instErr: fmt.Errorf("its Type answered %s", logical.TypeUnknown)}
+}
+
+// metadataResult is the metadata check. A mount that fails in metadata
+// mode as it failed under AutoMTLS is the type check's failure, not this
+// one's.
+func (s *session) metadataResult(run metadataRun) Result {
+	switch {
+	case run.startErr != nil:
+		return Result{ID: idMetadata, Status: Fail, Detail: "does not start in metadata mode: " + startCause(run.startErr.Error(), s.bin),
+			Fix: "serve without TLS when VAULT_PLUGIN_METADATA_MODE=true: api.VaultPluginTLSProvider returns nil then, and serve.Run handles it"}
+	case run.instErr != nil && s.instErr != nil:
+		return Result{ID: idMetadata, Status: Skip, Detail: "starts in metadata mode; its mount fails as under AutoMTLS (see type)"}
+	case run.instErr != nil:
+		return Result{ID: idMetadata, Status: Fail, Detail: "starts in metadata mode, but Setup fails there: " + firstLine(run.instErr.Error()),
+			Fix: "let Setup work without TLS and with an empty configuration: Vault registers the plugin this way"}
+	}
+	return Result{ID: idMetadata, Status: Pass, Detail: "starts in metadata mode (no TLS) and answers Type: " + run.typ}
+}

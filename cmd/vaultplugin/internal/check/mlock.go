@@ -1,0 +1,54 @@
+package check
+
+import (
+	"context"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/helper/pluginutil"
+)
+
+// checkMlock starts the plugin as a Vault with mlock enabled does (Vault
+// sets VAULT_PLUGIN_MLOCK_ENABLED=true unless its configuration has
+// disable_mlock) and without CAP_IPC_LOCK, as under Vault's container
+// image, where the vault binary has the capability but does not pass it
+// on. The SDK then calls mlockall, which without the capability fails
+// once the plugin's memory exceeds RLIMIT_MEMLOCK (a few MiB by default).
+// The check passes when the plugin starts, or when its failure names the
+// missing capability, so that the operator knows what to grant.
+func (h *host) checkMlock(ctx context.Context, k kind) Result {
+	hp, rep, err := h.startHost(ctx, k, false, true, pluginutil.PluginMlockEnabled+"=true")
+	if err != nil {
+		return Result{ID: idMlock, Status: Skip, Detail: "could not start a host for it: " + err.Error()}
+	}
+	defer hp.release(RequestBound)
+	how := "with " + pluginutil.PluginMlockEnabled + "=true"
+	if rep.CapDropped {
+		how += " and without CAP_IPC_LOCK"
+	}
+	if rep.Error != "" {
+		if line := lineWith(rep.Error, "IPC_LOCK"); line != "" {
+			return Result{ID: idMlock, Status: Pass, Detail: how + ", it cannot start and says what to grant: " + quoteAround(line, "IPC_LOCK")}
+		}
+		return Result{ID: idMlock, Status: Fail,
+			Detail: how + ", it cannot start and does not say what to grant: " + quote(startCause(rep.Error, h.Binary)),
+			Fix:    "when locking memory fails, say what to grant: CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or disable_mlock in Vault (serve.Run does)"}
+	}
+	detail := "starts " + how
+	if st := memoryStatus(rep.PID); st != "" {
+		detail += " (" + st + ")"
+	}
+	if rep.DropError != "" {
+		detail += "; the check could not run it without the capability: " + rep.DropError
+	}
+	return Result{ID: idMlock, Status: Pass, Detail: detail}
+}
+
+// lineWith returns the first line of s that holds sub, trimmed.
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,54 @@
+package check
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// zombie reports whether the process pid has exited and waits to be
+// reaped: state Z in /proc/PID/stat.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state …: comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && strings.HasPrefix(s[i+1:], " Z")
+}
+
+// memoryStatus reports what the kernel says of the process pid's locked
+// memory and its capability to lock it, for the mlock check; "" where
+// the system cannot tell.
+func memoryStatus(pid int) string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var locked, capLock string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "VmLck":
+			locked = v
+		case "CapEff":
+			if caps, err := strconv.ParseUint(v, 16, 64); err == nil {
+				capLock = "without CAP_IPC_LOCK"
+				if caps&(1<<capIPCLock) != 0 {
+					capLock = "with CAP_IPC_LOCK"
+				}
+			}
+		}
+	}
+	if locked == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s, VmLck %s", capLock, locked)
+}

@@ -1,0 +1,220 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/plugkit/vaultplugin/serve/servetest"
+)
+
+// session is the plugin started through servetest exactly as Vault starts
+// it (AutoMTLS, protocol 5 for a backend, 5 and 6 for a database), and
+// what its mounts, or connections, answered.
+type session struct {
+	kind kind
+	bin  string
+
+	startErr  error
+	proc      *servetest.Process // nil when the start failed
+	plugin    *servetest.Plugin
+	db        *servetest.Database
+	handshake time.Duration
+
+	// Set by explore.
+	instErr     error  // the first mount (connection) failed
+	typ         string // "secret", "auth", "database"; "" when unknown
+	typDetail   string
+	hostVersion string
+	request     Result
+	multiplex   bool
+	muxErr      error // the second mount failed otherwise than by not multiplexing
+	logs        []servetest.LogRecord
+}
+
+// startSession starts the plugin and waits for its handshake.
+func (h *host) startSession(ctx context.Context, k kind) *session {
+	s := &session{kind: k, bin: h.Binary}
+	ctx, cancel := context.WithTimeout(ctx, HandshakeBound)
+	defer cancel()
+	if k.name == "database" {
+		s.db, s.startErr = servetest.NewDatabase(ctx, h.Binary, h.options()...)
+		if s.startErr == nil {
+			s.proc = s.db.Process
+		}
+	} else {
+		s.plugin, s.startErr = servetest.New(ctx, h.Binary, h.options()...)
+		if s.startErr == nil {
+			s.proc = s.plugin.Process
+		}
+	}
+	if s.proc != nil {
+		s.handshake = s.proc.HandshakeTime()
+	}
+	return s
+}
+
+func (s *session) handshakeResult() Result {
+	if s.startErr == nil {
+		return Result{ID: idHandshake, Status: Pass,
+			Detail: fmt.Sprintf("completed in %s with AutoMTLS (bound %s), pid %d", s.handshake.Round(time.Millisecond), HandshakeBound, s.proc.PID())}
+	}
+	msg := s.startErr.Error()
+	r := Result{ID: idHandshake, Status: Fail, Detail: startCause(msg, s.bin)}
+	// A line on stdout where the handshake belonged: Vault's error
+	// quotes it, and so does the report, word for word.
+	refused := lineWith(msg, "Unrecognized remote plugin message: ")
+	printed := refused != "" && !strings.HasSuffix(refused, ":")
+	if printed {
+		r.Detail = "Vault refuses it: " + quote(strings.TrimPrefix(refused, "go-plugin: "))
+	}
+	switch {
+	case printed:
+		r.Fix = "write nothing to stdout before serving, log to stderr (see stdout)"
+	case strings.Contains(msg, "wrapping token"):
+		r.Fix = "upgrade github.com/hashicorp/vault/api to v1.8.0 or newer, whose TLS provider steps aside under AutoMTLS, or use serve.Run"
+	case strings.Contains(msg, "timeout while waiting for plugin to start"), strings.Contains(msg, "deadline exceeded"):
+		r.Fix = fmt.Sprintf("print the handshake within %s of starting: do slow set-up after serving, in the backend's InitializeFunc", HandshakeBound)
+	case strings.Contains(msg, "Incompatible API version"):
+		r.Fix = "serve protocol " + s.kind.offer + " as Vault 1.12+ asks: upgrade github.com/hashicorp/vault/sdk and serve with ServeMultiplex, or use serve.Run"
+	default:
+		r.Fix = "fix the failure above: Vault fails the start with the same message"
+	}
+	return r
+}
+
+// startCause is the one line of a servetest start error that says why:
+// the plugin's own cause, without servetest's prefix; when go-plugin's
+// message names none (the plugin exited printing nothing on stdout), the
+// telling line of the plugin's stderr, which the error ends with.
+func startCause(msg, bin string) string {
+	line := strings.TrimPrefix(firstLine(msg), "servetest: starting "+bin+": ")
+	if strings.TrimSpace(strings.TrimSuffix(strings.TrimSuffix(line, ":"), "Unrecognized remote plugin message")) != "" &&
+		!strings.Contains(line, "plugin exited before we could connect") {
+		return line
+	}
+	_, tail, _ := strings.Cut(msg, "\nplugin stderr:\n")
+	var stderr []string
+	for _, l := range strings.Split(tail, "\n") {
+		stderr = append(stderr, strings.TrimSpace(l))
+	}
+	if c := cause(nil, stderr); c != "" {
+		return "it exited: " + c
+	}
+	return "it exited without a word on stdout or stderr"
+}
+
+// explore makes the mounts (connections) Vault would and asks them what
+// the other checks need; then it closes the session.
+func (s *session) explore(ctx context.Context) {
+	if s.kind.name == "database" {
+		s.exploreDatabase(ctx)
+	} else {
+		s.exploreBackend(ctx)
+	}
+	_ = s.proc.Close()
+	s.logs = s.proc.Logs()
+}
+
+func (s *session) exploreBackend(ctx context.Context) {
+	m, err := bounded(ctx, func(ctx context.Context) (*servetest.Mount, error) { return s.plugin.NewMount(ctx, nil) })
+	if err != nil {
+		s.instErr = err
+		return
+	}
+	switch t := m.Type(); t {
+	case logical.TypeLogical:
+		s.typ, s.typDetail = "secret", "a secrets engine (logical.TypeLogical)"
+	case logical.TypeCredential:
+		s.typ, s.typDetail = "auth", "an auth method (logical.TypeCredential)"
+	default:
+		s.typDetail = "Type() answered " + t.String()
+	}
+	if v, ok := m.Backend.(logical.PluginVersioner); ok {
+		s.hostVersion = v.PluginVersion().Version
+	}
+	s.request = roundTrip(ctx, m.Backend, s.proc)
+	_, err = bounded(ctx, func(ctx context.Context) (*servetest.Mount, error) { return s.plugin.NewMount(ctx, nil) })
+	s.multiplex = err == nil
+	if err != nil && !strings.Contains(err.Error(), "does not multiplex") {
+		s.muxErr = err
+	}
+}
+
+func (s *session) exploreDatabase(ctx context.Context) {
+	conn, err := bounded(ctx, s.db.NewConnection)
+	if err != nil {
+		s.instErr = err
+		return
+	}
+	start := time.Now()
+	dbType, err := conn.Type()
+	if err != nil {
+		s.instErr = fmt.Errorf("asking the database's Type: %w", err)
+		return
+	}
+	s.typ, s.typDetail = "database", fmt.Sprintf("a database plugin (Type: %q)", dbType)
+	s.request = Result{ID: idRequest, Status: Pass,
+		Detail: fmt.Sprintf("Type on a fresh connection answered %q in %s", dbType, time.Since(start).Round(time.Millisecond))}
+	if v, ok := any(conn).(logical.PluginVersioner); ok {
+		s.hostVersion = v.PluginVersion().Version
+	}
+	_, err = bounded(ctx, s.db.NewConnection)
+	s.multiplex = err == nil
+	if err != nil && !strings.Contains(err.Error(), "does not multiplex") {
+		s.muxErr = err
+	}
+}
+
+// bounded calls f with ctx bounded by RequestBound.
+func bounded[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestBound)
+	defer cancel()
+	return f(ctx)
+}
+
+// instFailure describes a failed first mount (connection), with the fix.
+func (s *session) instFailure() (detail, fix string) {
+	what := "a mount's Setup"
+	if s.kind.name == "database" {
+		what = "a new connection"
+	}
+	detail = what + " failed: " + firstLine(strings.TrimPrefix(s.instErr.Error(), "servetest: "))
+	var raw []string
+	for _, r := range s.logs {
+		raw = append(raw, r.Raw)
+	}
+	if p := panicLine(raw); p != "" {
+		return what + " crashed the plugin: " + quote(p),
+			"fix the panic in the factory: its stack is on the plugin's stderr (serve.Run turns a factory panic into a failed mount instead of a crash)"
+	}
+	if strings.Contains(s.instErr.Error(), "panicked") {
+		return detail, "fix the panic in the factory: its stack is in the plugin's error log"
+	}
+	return detail, "fix the factory's failure: every Vault mount of the plugin fails the same way"
+}
+
+// typeResult is the type check: the cookie it answered and the type its
+// first mount reported.
+func (s *session) typeResult() Result {
+	cookie := fmt.Sprintf("answers the %s cookie %s", s.kind.name, s.kind.cookie.MagicCookieKey)
+	switch {
+	case s.instErr != nil:
+		detail, fix := s.instFailure()
+		return Result{ID: idType, Status: Fail, Detail: cookie + ", but " + detail, Fix: fix}
+	case s.typ == "":
+		return Result{ID: idType, Status: Fail, Detail: cookie + ", but " + s.typDetail,
+			Fix: "set the backend's type: framework.Backend{BackendType: logical.TypeLogical} (or TypeCredential for an auth method)"}
+	}
+	return Result{ID: idType, Status: Pass, Detail: s.typDetail + ": " + cookie}
+}
+
+func (s *session) requestResult() Result {
+	if s.instErr != nil {
+		return Result{ID: idRequest, Status: Skip, Detail: "needs a mount (see type)"}
+	}
+	return s.request
+}
