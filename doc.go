@@ -38,7 +38,9 @@
 // # Environment
 //
 // This is the one reference for the variables; -help prints a line for
-// each. Operators set these with `vault plugin register -env NAME=VALUE`. The
+// each. Operators set these with `vault plugin register -env NAME=VALUE`
+// (OpenBao 2.6's `bao plugin register` has no -env: write the catalog entry,
+// `bao write sys/plugins/catalog/TYPE/NAME … env=NAME=VALUE`). The
 // debugger wait and the endpoint are off when unset and then cost nothing;
 // a malformed value of either is a startup failure (exit 1) naming the
 // variable, while a malformed log level is logged as a warning and ignored.

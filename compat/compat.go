@@ -31,13 +31,23 @@ const (
 	EnvVaultVersion = "VAULT_VERSION"
 	// EnvAutoMTLS is "true" when the host negotiates TLS through go-plugin's AutoMTLS.
 	EnvAutoMTLS = "VAULT_PLUGIN_AUTOMTLS_ENABLED"
-	// EnvMetadataMode is "true" when the host starts the plugin only to read its metadata.
+	// EnvMetadataMode is "true" when the host starts the plugin only to read
+	// its metadata without TLS: on the legacy path (a plugin that offers
+	// protocol 4 or older) and for a database plugin at registration. It is
+	// "false" for a protocol-5 backend even when the host starts it only to
+	// read its version: at `vault plugin register -version`, Vault 1.16.3,
+	// 1.19.5 and 1.21.0 and OpenBao 2.6.2 start it with "false" and AutoMTLS
+	// on (seen by e2e's compat probe). So "false" does not mean the process
+	// will serve a mount.
 	EnvMetadataMode = "VAULT_PLUGIN_METADATA_MODE"
 	// EnvMlock is "true" when the host wants the plugin's memory locked.
 	EnvMlock = "VAULT_PLUGIN_MLOCK_ENABLED"
 	// EnvUnwrapToken holds the wrapping token of the legacy TLS path. It is a secret.
 	EnvUnwrapToken = "VAULT_UNWRAP_TOKEN"
-	// EnvProtocolVersions is go-plugin's list of protocol versions the host speaks.
+	// EnvProtocolVersions is go-plugin's list of protocol versions the host
+	// speaks. For a backend plugin, Vault 1.16.3, 1.19.5 and 1.21.0 and
+	// OpenBao 2.6.2 offer only "5" (seen by e2e's compat probe); a plugin's
+	// offer of 3 and 4 is for older hosts.
 	EnvProtocolVersions = "PLUGIN_PROTOCOL_VERSIONS"
 	// EnvClientCert is go-plugin's AutoMTLS client certificate (PEM).
 	EnvClientCert = "PLUGIN_CLIENT_CERT"

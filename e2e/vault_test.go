@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,14 +24,11 @@ import (
 	"time"
 )
 
-// VaultVersion is the release the suite proves the library against.
-const VaultVersion = "v1.21.0"
-
 const rootToken = "e2e-root"
 
 var (
-	vaultBin string            // the vault binary
 	bins     map[string]string // example binaries by name
+	binDir   string            // where they are
 	repoRoot string
 	summary  = &table{}
 )
@@ -41,6 +39,7 @@ var plugins = map[string]string{
 	"vault-plugin-auth-example":      "./example/auth/cmd/vault-plugin-auth-example",
 	"vault-plugin-database-htpasswd": "./example/database/cmd/vault-plugin-database-htpasswd",
 	"testplugin":                     "./serve/internal/testplugin",
+	"probe":                          "./e2e/internal/probe",
 }
 
 func TestMain(m *testing.M) {
@@ -53,6 +52,9 @@ func TestMain(m *testing.M) {
 		code = m.Run()
 		summary.print(os.Stdout)
 	}
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
 	os.Exit(code)
 }
 
@@ -62,14 +64,14 @@ func setup() (int, error) {
 		return 1, err
 	}
 	repoRoot = filepath.Dir(wd)
-	vaultBin, err = ensureVault()
-	if err != nil {
+	if err := resolveHosts(); err != nil {
 		return 1, err
 	}
 	dir, err := os.MkdirTemp("", "vaultplugin-e2e-bin-")
 	if err != nil {
 		return 1, err
 	}
+	binDir = dir
 	bins = map[string]string{}
 	for name, pkg := range plugins {
 		out := filepath.Join(dir, name)
@@ -77,6 +79,10 @@ func setup() (int, error) {
 		// as it would for a plugin built from a tagged checkout.
 		cmd := exec.Command("go", "build", "-buildvcs=true", "-o", out, pkg)
 		cmd.Dir = repoRoot
+		if strings.HasPrefix(pkg, "./e2e/") {
+			cmd.Dir, pkg = wd, "./"+strings.TrimPrefix(pkg, "./e2e/")
+			cmd.Args[len(cmd.Args)-1] = pkg
+		}
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return 1, fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 		}
@@ -85,45 +91,11 @@ func setup() (int, error) {
 	return 0, nil
 }
 
-// ensureVault returns the cached Vault binary, building it from the Go
-// module proxy first if needed (about 6 minutes on 2 cores). The cache is
-// outside the repository and keyed by version; VAULTPLUGIN_VAULT_BIN
-// overrides it.
-func ensureVault() (string, error) {
-	if p := os.Getenv("VAULTPLUGIN_VAULT_BIN"); p != "" {
-		return p, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(cache, "vaultplugin", "vault-"+VaultVersion)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "e2e: building Vault %s into %s (once; about 6 minutes)\n", VaultVersion, bin)
-	start := time.Now()
-	tmp := bin + ".tmp"
-	cmd := exec.Command("go", "build", "-mod=mod", "-o", tmp, "github.com/hashicorp/vault")
-	cmd.Dir = filepath.Join(repoRoot, "e2e", "vaultbuild")
-	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building Vault: %w", err)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "e2e: built Vault in %s\n", time.Since(start).Round(time.Second))
-	return bin, nil
-}
-
-// vault is one `vault server -dev` on loopback with its own plugin directory.
+// vault is one dev server of a host (`vault server -dev`, `bao server
+// -dev`) on loopback with its own plugin directory.
 type vault struct {
 	t         *testing.T
+	h         *host
 	addr      string
 	pluginDir string
 	cmd       *exec.Cmd
@@ -131,9 +103,10 @@ type vault struct {
 	done      chan struct{}
 }
 
-// startVault starts a dev server with the named plugin binaries copied
-// into a fresh plugin directory (which the dev server registers at start).
-func startVault(t *testing.T, names ...string) *vault {
+// startVault starts a dev server of host h with the named plugin binaries
+// copied into a fresh plugin directory (which the dev server registers at
+// start). OpenBao takes the same dev flags.
+func startVault(t *testing.T, h *host, names ...string) *vault {
 	t.Helper()
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
@@ -144,14 +117,14 @@ func startVault(t *testing.T, names ...string) *vault {
 		copyFile(t, bins[n], filepath.Join(pluginDir, n))
 	}
 	port := freePort(t)
-	v := &vault{t: t, addr: "http://127.0.0.1:" + strconv.Itoa(port), pluginDir: pluginDir, log: &syncBuffer{}, done: make(chan struct{})}
-	v.cmd = exec.Command(vaultBin, "server", "-dev",
+	v := &vault{t: t, h: h, addr: "http://127.0.0.1:" + strconv.Itoa(port), pluginDir: pluginDir, log: &syncBuffer{}, done: make(chan struct{})}
+	v.cmd = exec.Command(h.bin, "server", "-dev",
 		"-dev-root-token-id="+rootToken,
 		"-dev-listen-address=127.0.0.1:"+strconv.Itoa(port),
 		"-dev-plugin-dir="+pluginDir,
 		"-log-level=debug")
 	v.cmd.Dir = dir
-	v.cmd.Env = append(os.Environ(), "HOME="+dir, "VAULT_ADDR="+v.addr)
+	v.cmd.Env = append(os.Environ(), "HOME="+dir, "VAULT_ADDR="+v.addr, "BAO_ADDR="+v.addr)
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	if err := v.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -169,11 +142,11 @@ func startVault(t *testing.T, names ...string) *vault {
 		}
 		select {
 		case <-v.done:
-			t.Fatalf("vault exited at start:\n%s", v.log.String())
+			t.Fatalf("%s exited at start:\n%s", h.name(), v.log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("vault did not become healthy:\n%s", v.log.String())
+			t.Fatalf("%s did not become healthy:\n%s", h.name(), v.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -192,7 +165,7 @@ func (v *vault) stop() {
 		}
 	}
 	if v.t.Failed() {
-		v.t.Logf("vault log (tail):\n%s", tail(v.log.String(), 40))
+		v.t.Logf("%s log (tail):\n%s", v.h.name(), tail(v.log.String(), 40))
 	}
 	// Whatever the test did, no plugin it started may outlive it.
 	for _, pid := range pluginPIDs(v.pluginDir) {
@@ -200,12 +173,14 @@ func (v *vault) stop() {
 	}
 }
 
-// cli runs the vault CLI against this server.
+// cli runs the host's CLI (the server binary: `vault`, `bao`) against this
+// server. OpenBao reads BAO_ADDR and BAO_TOKEN, and VAULT_* when those are
+// unset: both are set.
 func (v *vault) cli(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, vaultBin, args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+v.addr, "VAULT_TOKEN="+rootToken, "HOME="+v.t.TempDir())
+	cmd := exec.CommandContext(ctx, v.h.bin, args...)
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+v.addr, "VAULT_TOKEN="+rootToken, "BAO_ADDR="+v.addr, "BAO_TOKEN="+rootToken, "HOME="+v.t.TempDir())
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -215,7 +190,7 @@ func (v *vault) must(args ...string) string {
 	v.t.Helper()
 	out, err := v.cli(args...)
 	if err != nil {
-		v.t.Fatalf("vault %s: %v\n%s", strings.Join(args, " "), err, out)
+		v.t.Fatalf("%s: %s %s: %v\n%s", v.h.name(), filepath.Base(v.h.bin), strings.Join(args, " "), err, out)
 	}
 	return out
 }
@@ -242,9 +217,29 @@ func (v *vault) api(method, path, token string, body any) (int, map[string]any) 
 	return resp.StatusCode, out
 }
 
-// register copies nothing: the binary is already in the plugin directory.
+// register registers a binary already in the plugin directory, as an
+// operator would with `vault plugin register`; extra are its flags (-env,
+// -args). OpenBao's CLI has no -env flag (seen on 2.6.2: "flag provided but
+// not defined: -env"), though its API takes env: there the same catalog
+// entry is written with `bao write sys/plugins/catalog/TYPE/NAME`, which is
+// what an OpenBao operator does.
 func (v *vault) register(typ, name, command, version string, extra ...string) (string, error) {
-	args := []string{"plugin", "register", "-sha256=" + sha(v.t, filepath.Join(v.pluginDir, command)), "-command=" + command}
+	sum := sha(v.t, filepath.Join(v.pluginDir, command))
+	if v.h.openBao() && slices.ContainsFunc(extra, func(e string) bool { return strings.HasPrefix(e, "-env=") }) {
+		args := []string{"write", "sys/plugins/catalog/" + typ + "/" + name, "sha256=" + sum, "command=" + command}
+		if version != "" {
+			args = append(args, "version="+version)
+		}
+		for _, e := range extra {
+			k, val, ok := strings.Cut(strings.TrimPrefix(e, "-"), "=")
+			if !ok || (k != "env" && k != "args") {
+				v.t.Fatalf("register: no catalog field for %q", e)
+			}
+			args = append(args, k+"="+val)
+		}
+		return v.cli(args...)
+	}
+	args := []string{"plugin", "register", "-sha256=" + sum, "-command=" + command}
 	if version != "" {
 		args = append(args, "-version="+version)
 	}
@@ -358,14 +353,70 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// table collects one row per test group for the closing summary.
+// table collects one cell per test group and host for the closing summary.
 type table struct {
-	mu   sync.Mutex
-	rows [][4]string
+	mu    sync.Mutex
+	rows  []string                     // groups, in the order they first ended
+	cells map[string]map[string]string // group → host key → "pass 1.2s"
+	notes []string                     // why a cell is skip or n/a
+	facts map[string]string            // host key → what the probe saw
 }
 
-// record adds t's row when it ends.
-func record(t *testing.T, group string) {
+// note adds a line printed under the table.
+func (tb *table) note(s string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.notes = append(tb.notes, s)
+}
+
+// fact keeps what the compat probe saw on host h, printed with the hosts.
+func (tb *table) fact(h *host, s string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.facts == nil {
+		tb.facts = map[string]string{}
+	}
+	tb.facts[h.key] = s
+}
+
+// row adds group's row, if new: rows are in the order groups start.
+func (tb *table) row(group string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.rowLocked(group)
+}
+
+func (tb *table) rowLocked(group string) {
+	if tb.cells == nil {
+		tb.cells = map[string]map[string]string{}
+	}
+	if tb.cells[group] == nil {
+		tb.cells[group] = map[string]string{}
+		tb.rows = append(tb.rows, group)
+	}
+}
+
+func (tb *table) add(group string, h *host, result string, took time.Duration, why string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.rowLocked(group)
+	cell := result
+	if took > 0 {
+		cell += " " + took.Round(100*time.Millisecond).String()
+	}
+	tb.cells[group][h.key] = cell
+	if why != "" && result == "n/a" {
+		tb.notes = append(tb.notes, fmt.Sprintf("%s on %s: n/a: %s", group, h.name(), why))
+	}
+}
+
+// record adds t's cell for the newest Vault when it ends: for a group that
+// runs on that one host (e.g. the HA cluster), not on every host.
+func record(t *testing.T, group string) { recordOn(t, hostByKey("vault-1.21"), group) }
+
+// recordOn adds t's cell for host h when it ends.
+func recordOn(t *testing.T, h *host, group string) {
+	summary.row(group)
 	start := time.Now()
 	t.Cleanup(func() {
 		result := "pass"
@@ -375,12 +426,12 @@ func record(t *testing.T, group string) {
 		case t.Skipped():
 			result = "skip" // never shown as a pass: t.Skip's reason is in the -v output
 		}
-		summary.mu.Lock()
-		summary.rows = append(summary.rows, [4]string{group, VaultVersion, result, time.Since(start).Round(100 * time.Millisecond).String()})
-		summary.mu.Unlock()
+		summary.add(group, h, result, time.Since(start), "")
 	})
 }
 
+// print writes the group × host table, then each host's binary or the
+// reason it was skipped, then why any cell is n/a.
 func (tb *table) print(w io.Writer) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -389,11 +440,39 @@ func (tb *table) print(w io.Writer) {
 	}
 	width := len("test group")
 	for _, r := range tb.rows {
-		width = max(width, len(r[0]))
+		width = max(width, len(r))
 	}
-	fmt.Fprintf(w, "\nproven against a real Vault (%s/%s):\n", runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "  %-*s %-8s %-6s %s\n", width, "test group", "vault", "result", "time")
+	const col = 14
+	fmt.Fprintf(w, "\nproven against real hosts (%s/%s):\n", runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "  %-*s", width, "test group")
+	for _, h := range hosts {
+		fmt.Fprintf(w, " %-*s", col, h.name())
+	}
+	fmt.Fprintln(w)
 	for _, r := range tb.rows {
-		fmt.Fprintf(w, "  %-*s %-8s %-6s %s\n", width, r[0], r[1], r[2], r[3])
+		fmt.Fprintf(w, "  %-*s", width, r)
+		for _, h := range hosts {
+			c := tb.cells[r][h.key]
+			if c == "" {
+				c = "-"
+			}
+			fmt.Fprintf(w, " %-*s", col, c)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "  (- = not run there: a group of one host, or left out by -run)")
+	fmt.Fprintln(w, "hosts:")
+	for _, h := range hosts {
+		if h.skip != "" {
+			fmt.Fprintf(w, "  %s (%s): skipped: %s\n", h.name(), h.key, h.skip)
+		} else {
+			fmt.Fprintf(w, "  %s (%s): %s (%s)\n", h.name(), h.key, h.bin, h.origin)
+		}
+		if f := tb.facts[h.key]; f != "" {
+			fmt.Fprintf(w, "    probe: %s\n", f)
+		}
+	}
+	for _, n := range tb.notes {
+		fmt.Fprintf(w, "  %s\n", n)
 	}
 }
