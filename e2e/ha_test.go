@@ -687,12 +687,7 @@ func intersect(a, b []int) bool {
 func alive(pids []int) []int {
 	var out []int
 	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil {
-			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-				if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
-					continue
-				}
-			}
+		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
 			out = append(out, pid)
 		}
 	}

@@ -261,15 +261,24 @@ func pluginPIDs(dir string) []int {
 		if err != nil || !strings.HasPrefix(exe, dir+string(os.PathSeparator)) {
 			continue
 		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
-				continue // exited, not yet reaped
-			}
+		if zombie(pid) {
+			continue // exited, not yet reaped
 		}
 		pids = append(pids, pid)
 	}
 	sort.Ints(pids)
 	return pids
+}
+
+// zombie reports whether pid has exited and waits to be reaped: state Z
+// in /proc/PID/stat, after the command name (which may hold ')').
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && len(stat) > i+2 && stat[i+2] == 'Z'
 }
 
 func sha(t *testing.T, path string) string {

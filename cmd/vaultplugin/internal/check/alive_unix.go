@@ -5,6 +5,8 @@ package check
 import (
 	"errors"
 	"syscall"
+
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/procfs"
 )
 
 // alive reports whether the process pid still runs. A zombie, which has
@@ -13,7 +15,7 @@ func alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return false
 	}
-	return !zombie(pid)
+	return !procfs.Zombie(pid)
 }
 
 // kill ends the process pid at once.

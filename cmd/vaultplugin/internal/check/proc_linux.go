@@ -8,19 +8,6 @@ import (
 	"strings"
 )
 
-// zombie reports whether the process pid has exited and waits to be
-// reaped: state Z in /proc/PID/stat.
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state …: comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && strings.HasPrefix(s[i+1:], " Z")
-}
-
 // memoryStatus reports what the kernel says of the process pid's locked
 // memory and its capability to lock it, for the mlock check; "" where
 // the system cannot tell.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/procfs"
 )
 
 // pollInterval is how often dev looks at the package's Go files for a
@@ -151,11 +153,7 @@ func (s *session) run(ctx context.Context, vaultBin, pluginDir string) error {
 	if err := s.vault.mount(ctx, s.plugin, s.mountPath); err != nil {
 		return err
 	}
-	prefix := s.mountPath
-	if s.plugin.typ == "auth" {
-		prefix = "auth/" + prefix
-	}
-	fmt.Fprintf(s.out, "built in %s; %s plugin %s %s mounted at %s/, pid %s\n", round(took), s.plugin.typ, s.plugin.name, orNone(s.plugin.version), prefix, s.pid())
+	fmt.Fprintf(s.out, "built in %s; %s plugin %s %s mounted at %s/, pid %s\n", round(took), s.plugin.typ, s.plugin.name, orNone(s.plugin.version), s.mountPrefix(), s.pid())
 	fmt.Fprintf(s.out, "in another terminal:\n  export VAULT_ADDR=%s\n  export VAULT_TOKEN=%s\n", s.vault.addr, s.vault.token)
 	fmt.Fprintf(s.out, "watching %d package directories for changes; Ctrl-C stops\n", len(dirs))
 
@@ -245,15 +243,11 @@ func (s *session) build(ctx context.Context) (time.Duration, string, error) {
 // system tells (Linux's /proc), after a request to the mount has made
 // Vault start it.
 func (s *session) pid() string {
-	prefix := s.mountPath
-	if s.plugin.typ == "auth" {
-		prefix = "auth/" + prefix
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	// Any answer will do: the request only makes Vault start the plugin.
-	_, _ = s.vault.call(ctx, "GET", prefix+"/", nil)
-	pids := processesRunning(s.binary)
+	_, _ = s.vault.call(ctx, "GET", s.mountPrefix()+"/", nil)
+	pids := procfs.Running(s.binary)
 	if len(pids) == 0 {
 		return "unknown"
 	}
@@ -262,6 +256,15 @@ func (s *session) pid() string {
 		strs[i] = strconv.Itoa(p)
 	}
 	return strings.Join(strs, ",")
+}
+
+// mountPrefix is the mount's path in Vault's API: auth methods live under
+// auth/.
+func (s *session) mountPrefix() string {
+	if s.plugin.typ == "auth" {
+		return "auth/" + s.mountPath
+	}
+	return s.mountPath
 }
 
 // startVault starts a dev server on a free loopback port with its own
@@ -337,7 +340,7 @@ func (s *session) cleanup() {
 		}
 	}
 	if s.server != nil && s.binary != "" {
-		for _, pid := range processesRunning(s.binary) {
+		for _, pid := range procfs.Running(s.binary) {
 			if p, err := os.FindProcess(pid); err == nil {
 				_ = p.Kill()
 			}
@@ -439,32 +442,4 @@ func tailFile(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-// processesRunning lists the processes whose executable is path, where the
-// system tells (Linux's /proc); elsewhere none are found.
-func processesRunning(path string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || (exe != path && exe != path+" (deleted)") {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
-				continue
-			}
-		}
-		pids = append(pids, pid)
-	}
-	sort.Ints(pids)
-	return pids
 }
