@@ -1,0 +1,88 @@
+// Package servetest starts a Vault plugin binary exactly as Vault does and
+// handles requests to it as Vault's request handling does, so a test drives
+// the binary an operator ships, with the race detector on both sides and no
+// Vault installed.
+//
+//	func TestPlugin(t *testing.T) {
+//		ctx := context.Background()
+//		bin := servetest.Build(t, "./cmd/my-plugin")
+//		m := servetest.Start(t, bin).Mount(t, nil)
+//		if _, err := m.Write(ctx, "role/demo", map[string]any{"ttl": "1h"}); err != nil {
+//			t.Fatal(err)
+//		}
+//		resp, err := m.Read(ctx, "role/demo")
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		if resp.Data["ttl"] != float64(3600) {
+//			t.Errorf("ttl = %v", resp.Data["ttl"])
+//		}
+//	}
+//
+// The plugin is started with the handshake cookie, the environment Vault
+// 1.21 sets (VAULT_VERSION, VAULT_PLUGIN_AUTOMTLS_ENABLED=true,
+// VAULT_PLUGIN_METADATA_MODE=false), the binary's sha256 checked as the
+// catalog does, AutoMTLS and protocol 5. Each Mount is a backend instance in
+// the same process with its own multiplexing id and in-memory storage,
+// served to the plugin through go-plugin's broker as Vault's storage is.
+//
+// # Requests as Vault handles them
+//
+// Mount's Read, Write, List, Delete and Login (and Do, for any
+// logical.Request) do what Vault does between its HTTP API and the plugin:
+// the existence check that makes a write a create or an update, the list
+// path's trailing slash, the refusal of writes to paths ending in "/",
+// login paths without a token, the request fields the router sets
+// (MountPoint, MountType, MountAccessor, a salted ClientToken, a
+// Connection from 127.0.0.1), and the HTTP status Vault maps the outcome to,
+// as a *ResponseError. HandleRequest, promoted from the backend, is the raw
+// call without any of that. e2e's differential test runs one script per
+// plugin (this module's examples and HashiCorp's Kubernetes auth method)
+// through Vault 1.21.0 and through servetest and requires the same status,
+// data, warnings and errors.
+//
+// The mount's system view answers DefaultLeaseTTL and MaxLeaseTTL
+// (WithLeaseTTLs; Vault's 768h by default), VaultVersion and PluginEnv
+// (WithVaultVersion), Tainted, CachingDisabled, LocalMount, MlockEnabled
+// and ReplicationState as a dev server does, and EntityInfo and
+// GroupsForEntity for a token without an entity. It refuses, with an error
+// naming the call, what needs parts of Vault servetest does not have:
+// ResponseWrapData, GeneratePasswordFromPolicy, and the identity of any
+// other entity.
+//
+// Known limits, where servetest and Vault differ on purpose:
+//
+//   - A login's Auth is the plugin's: servetest issues no token, so no
+//     "default" policy is added, no client_token or accessor is made, and
+//     the TTL is not capped by the mount's.
+//   - Requests carry a root token (display name "token", no entity, no
+//     policies checked): ACLs, namespaces, quotas, response wrapping, audit
+//     and control groups are Vault's and are not played.
+//   - A mount's configuration holds the map given to Mount plus
+//     plugin_name; Vault also sets plugin_type, plugin_version and
+//     plugin_tier, which servetest cannot know before the backend's Setup.
+//   - MountRunningVersion, MountRunningSha256 and MountClass are set on the
+//     request but, as in Vault, do not cross the plugin's gRPC boundary.
+//   - Request headers are never passed through (a mount without
+//     passthrough_request_headers), and responses lose theirs.
+//
+// Secrets engines and auth methods start as a Plugin, which makes Mounts;
+// database plugins start as a Database, which makes Connections, with
+// helpers for the database engine's sequence (Configure, NewCredentials,
+// RenewCredentials, RotatePassword, Revoke). They are different types so
+// that mounting a database plugin, which Vault never does, does not
+// compile. Both embed the Process, which holds what is common: the process
+// id, its logs, Kill and Close.
+//
+// Names follow one rule. Functions and methods starting with New (New,
+// NewDatabase, Plugin.NewMount, Database.NewConnection) return an error
+// and leave closing to the caller, for code without a testing.TB: Examples,
+// benchmarks, commands. The others take a testing.TB, fail it on error,
+// and clean up what they made when the test ends.
+//
+// WithLegacyTLS plays the host of the wrap-token TLS path instead of
+// AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.
+// WithContainerEnv starts the plugin with exactly the environment Vault
+// gives a containerized plugin (no HOME, TMPDIR or PATH; a unix socket in
+// PLUGIN_UNIX_SOCKET_DIR).
+package servetest
