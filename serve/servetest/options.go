@@ -169,13 +169,16 @@ func WithStderr(w io.Writer) Option {
 	})
 }
 
-// WithLogger is the host-side logger, to which go-plugin re-logs the
-// plugin's records as Vault does, so a test sees the levels and names an
-// operator would. By default the records are only kept for Logs.
-func WithLogger(l hclog.Logger) Option {
+// WithHostLogger sets the host's logger: the one Vault's own log is,
+// to which go-plugin re-logs the plugin's stderr records at their level
+// and under the plugin's name, so a test sees what an operator reads in
+// Vault's log. It is named for the host because the plugin's logger is
+// another one, which the plugin's main sets (serve.WithLogger). Without it
+// the records are only kept for Logs.
+func WithHostLogger(l hclog.Logger) Option {
 	return optionFunc(func(c *config) error {
 		if l == nil {
-			return errors.New("WithLogger(nil): want a logger")
+			return errors.New("WithHostLogger(nil): want a logger")
 		}
 		c.logger = l
 		return nil
