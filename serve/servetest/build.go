@@ -1,6 +1,7 @@
 package servetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,26 +18,33 @@ import (
 	"time"
 )
 
-// builds caches Build's results for the life of the test process.
+// builds caches Compile's results for the life of the test process, one
+// entry per working directory and package.
 var builds sync.Map // key string -> *buildResult
 
+// buildResult is one package's build: the first caller builds it while
+// the others wait (sem is held while building), and the result is kept
+// unless the build was cut short by its caller's context.
 type buildResult struct {
-	once sync.Once
+	sem  chan struct{} // capacity 1: held by the caller building
+	done bool
 	path string
 	err  error
 }
 
 // Build compiles the main package pkg ("./cmd/my-plugin", relative to the
 // test's directory, or an import path) once per test process and returns
-// the binary's path; it fails t if go build fails. When the test binary is
-// built with -race, so is the plugin, so the race detector covers the
-// plugin side too. When the test binary is built with coverage (go test
-// -cover, -coverprofile or -coverpkg: testing.CoverMode() is not ""), the
-// plugin is built with -cover and the same -covermode, and the processes
-// servetest starts get GOCOVERDIR set to the test binary's own
-// -test.gocoverdir, so the plugin side's counters are written next to the
-// test's (read them with go tool covdata; go test's own percentage counts
-// the test binary only). On Windows the binary's name ends in .exe.
+// the binary's path; it fails t if go build fails. It is Compile for
+// tests.
+//
+// When the test binary is built with -race, so is the plugin, so the race
+// detector covers the plugin side too. When the test binary is built with
+// coverage (go test -cover, -coverprofile or -coverpkg: testing.CoverMode()
+// is not ""), the plugin is built with -cover and the same -covermode, and
+// the processes servetest starts get GOCOVERDIR set to the test binary's
+// own -test.gocoverdir, so the plugin side's counters are written next to
+// the test's (read them with go tool covdata; go test's own percentage
+// counts the test binary only). On Windows the binary's name ends in .exe.
 //
 // The binary is kept in a cache, so that the next run relinks it in place
 // (go build's own cache keeps the compiled packages) instead of leaving a
@@ -44,25 +52,52 @@ type buildResult struct {
 // (~/.cache on Linux, ~/Library/Caches on macOS, %LocalAppData% on
 // Windows; the system's temporary directory if there is none), where KEY
 // is a hash of the test's working directory, pkg, and whether -race and
-// which -covermode apply. Each Build relinks the binary, which marks the
-// entry used. Build removes entries unused for a week, and beyond the
-// newest 16 those unused for an hour, at most once an hour across all
-// test processes (see pruneCache); removing the vaultplugin-servetest
-// directory clears the cache at any time no test is running.
+// which -covermode apply. Each build relinks the binary, which marks the
+// entry used. Entries unused for a week are removed, and beyond the newest
+// 16 those unused for an hour; this pruning runs at most once an hour
+// across all test processes, so that a checkout's many test binaries do
+// not each repeat it. Removing the vaultplugin-servetest directory clears
+// the cache at any time no test is running.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
+	path, err := Compile(context.Background(), pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Compile is Build for code without a testing.TB (an Example, a benchmark's
+// setup, a command): it returns go build's failure as an error, holding
+// the compiler's output, instead of failing a test. ctx bounds the build;
+// a build that ctx cut short is not remembered, so a later call builds
+// again. Builds are shared with Build: a package is compiled once per
+// process, whichever of the two asks first, and a failure to compile is
+// returned again to every later caller.
+func Compile(ctx context.Context, pkg string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("servetest: go build %s: %w", pkg, err)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("servetest: %v", err)
+		return "", fmt.Errorf("servetest: %w", err)
 	}
-	key := wd + "\x00" + pkg
-	v, _ := builds.LoadOrStore(key, &buildResult{})
+	v, _ := builds.LoadOrStore(wd+"\x00"+pkg, &buildResult{sem: make(chan struct{}, 1)})
 	r := v.(*buildResult)
-	r.once.Do(func() { r.path, r.err = build(cacheRoot(), wd, pkg) })
-	if r.err != nil {
-		t.Fatal(r.err)
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("servetest: go build %s: %w", pkg, ctx.Err())
 	}
-	return r.path
+	defer func() { <-r.sem }()
+	if r.done {
+		return r.path, r.err
+	}
+	path, err := build(ctx, cacheRoot(), wd, pkg)
+	if ctx.Err() == nil {
+		r.done, r.path, r.err = true, path, err
+	}
+	return path, err
 }
 
 // cacheRoot is the directory Build keeps its binaries in.
@@ -78,7 +113,7 @@ func cacheRoot() string {
 // after pruning the cache. Another process's pruning may remove the entry
 // while this one builds in it (a week-old entry, in a window of
 // microseconds; see pruneCache): then the build is tried once more.
-func build(root, wd, pkg string) (string, error) {
+func build(ctx context.Context, root, wd, pkg string) (string, error) {
 	pruneCache(root, time.Now())
 	key := fmt.Sprintf("%s\x00%s\x00race=%v", wd, pkg, raceEnabled)
 	if mode := testing.CoverMode(); mode != "" {
@@ -86,15 +121,15 @@ func build(root, wd, pkg string) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(key))
 	dir := filepath.Join(root, hex.EncodeToString(sum[:8]))
-	path, err := buildIn(dir, wd, pkg)
-	if _, statErr := os.Stat(dir); err != nil && errors.Is(statErr, fs.ErrNotExist) {
-		path, err = buildIn(dir, wd, pkg)
+	path, err := buildIn(ctx, dir, wd, pkg)
+	if _, statErr := os.Stat(dir); err != nil && ctx.Err() == nil && errors.Is(statErr, fs.ErrNotExist) {
+		path, err = buildIn(ctx, dir, wd, pkg)
 	}
 	return path, err
 }
 
 // buildIn builds pkg as seen from wd into the cache entry dir.
-func buildIn(dir, wd, pkg string) (string, error) {
+func buildIn(ctx context.Context, dir, wd, pkg string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("servetest: %w", err)
 	}
@@ -112,9 +147,13 @@ func buildIn(dir, wd, pkg string) (string, error) {
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	args := append([]string{"build", "-o", tmp.Name()}, buildFlags()...)
-	cmd := exec.Command("go", append(args, pkg)...)
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = wd
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			// The kill's "signal: killed" would hide why.
+			err = ctx.Err()
+		}
 		return "", fmt.Errorf("servetest: go build %s: %w\n%s", pkg, err, out)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {

@@ -1,6 +1,7 @@
 package servetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,7 +123,7 @@ func TestBuildMarksUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := build(root, wd, "../internal/testplugin")
+	bin, err := build(context.Background(), root, wd, "../internal/testplugin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestBuildMarksUse(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, pruneStamp), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	again, err := build(root, wd, "../internal/testplugin")
+	again, err := build(context.Background(), root, wd, "../internal/testplugin")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,11 +74,13 @@
 // compile. Both embed the Process, which holds what is common: the process
 // id, its logs, Kill and Close.
 //
-// Names follow one rule. Functions and methods starting with New (New,
-// NewDatabase, Plugin.NewMount, Database.NewConnection) return an error
-// and leave closing to the caller, for code without a testing.TB: Examples,
-// benchmarks, commands. The others take a testing.TB, fail it on error,
-// and clean up what they made when the test ends.
+// Names follow one rule. What takes a testing.TB fails it on error and
+// cleans up what it made when the test ends; each has a twin that returns
+// an error instead, for code without a testing.TB (Examples, benchmarks,
+// commands): Build and Compile, Start and New, StartDatabase and
+// NewDatabase, Plugin.Mount and Plugin.NewMount, Database.Connect and
+// Database.NewConnection. The twins that start something leave closing it
+// to the caller.
 //
 // WithLegacyTLS plays the host of the wrap-token TLS path instead of
 // AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.

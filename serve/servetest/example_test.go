@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"testing"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -16,34 +12,22 @@ import (
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
-// exampleDir holds the binary the Examples build; TestMain removes it.
-var exampleDir string
-
-func TestMain(m *testing.M) {
-	var err error
-	if exampleDir, err = os.MkdirTemp("", "servetest-example-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(exampleDir)
-	os.Exit(code)
-}
-
 // pluginBinary is the path of a plugin binary served by serve.Run: the
 // one the serve tests drive, whose paths are kv/<key> (read and write) and
 // info. A plugin's own tests get theirs from servetest.Build; an Example
-// has no *testing.T, so these build it with go build.
-var pluginBinary = sync.OnceValue(func() string { return goBuild(plugin) })
+// has no *testing.T, so these use Compile, which returns the error.
+var pluginBinary = sync.OnceValue(func() string { return compile(plugin) })
 
 // databaseBinary is the database plugin the serve tests drive, whose
 // Type is "echo".
-var databaseBinary = sync.OnceValue(func() string { return goBuild(database) })
+var databaseBinary = sync.OnceValue(func() string { return compile(database) })
 
-func goBuild(pkg string) string {
-	bin := filepath.Join(exampleDir, filepath.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("go build %s: %v\n%s", pkg, err, out))
+// compile is servetest.Compile for an Example's setup, which has nowhere
+// to report an error but a panic.
+func compile(pkg string) string {
+	bin, err := servetest.Compile(context.Background(), pkg)
+	if err != nil {
+		panic(err)
 	}
 	return bin
 }
