@@ -37,46 +37,52 @@ import (
 // variables overrides it in a container, and not here. When the test binary
 // has coverage, GOCOVERDIR is added as well (see Build).
 //
-// Vault refuses an OCI image on systems other than Linux
-// (vault/logical_system.go in v1.21.0, lines 576-578); this option works on
+// Vault runs containerized plugins on Linux only; this option works on
 // every Unix, so that an author on macOS can run the same test, and is an
 // error on Windows, where go-plugin's server listens on TCP and ignores a
-// socket directory. It is an error with WithLegacyTLS too: see
-// containerConflict.
+// socket directory.
+//
+// It is an error with WithLegacyTLS, in either order: Vault hands a
+// wrapping token only to a plugin that offers protocol 4 at most, which is
+// built with a go-plugin too old to serve in a container, and such a
+// plugin would call the unwrap endpoint from inside the container, where
+// this machine's loopback, and so servetest's endpoint, is out of reach.
 func WithContainerEnv() Option {
 	return optionFunc(func(c *config) error {
 		c.container = true
-		return containerConflict(c)
+		return nil
 	})
 }
 
-// containerConflict says why the host c describes cannot run a
-// containerized plugin. WithContainerEnv asks when it is applied, which
-// catches the options given before it, and launch asks again before
-// starting anything, which catches those given after it.
+// containerConflicts says why the host c describes cannot run a
+// containerized plugin, if it cannot; newConfig asks once every option is
+// applied, so the order of WithContainerEnv and WithLegacyTLS does not
+// matter.
 //
 // WithLegacyTLS: Vault takes the wrap-token TLS path only for a plugin
-// that offers protocol 4 at most (the DESIGN notes, from
-// vault/plugincatalog/plugin_catalog.go). Those are built on SDKs before
+// that offers protocol 4 at most (vault/plugincatalog/plugin_catalog.go
+// runs protocol-5 plugins with AutoMTLS). Those are built on SDKs before
 // v0.6.0 (v0.5.3's plugin/serve.go offers protocols 3 and 4; v0.6.0's
 // adds 5), which require go-plugin v1.4.3, while a container needs
 // go-plugin v1.5.0 (the first to read PLUGIN_UNIX_SOCKET_DIR; Vault's
 // documentation, website/content/docs/plugins/containerized-plugins, asks
 // for v1.6.0). Vault's code would not stop it (sdk v0.20.0
-// helper/pluginutil/run_config.go lines 90-112 add VAULT_UNWRAP_TOKEN
-// before the image branch at 114), but the plugin would then call Vault's
+// helper/pluginutil/run_config.go generateCmd adds VAULT_UNWRAP_TOKEN
+// before its branch for an image), but the plugin would then call Vault's
 // API address from inside the container, and servetest's unwrap endpoint
 // is on this machine's loopback, which a container cannot reach.
-func containerConflict(c *config) error {
-	switch {
-	case !c.container:
+func (c *config) containerConflicts() []error {
+	if !c.container {
 		return nil
-	case runtime.GOOS == "windows":
-		return errors.New("WithContainerEnv is not supported on Windows: Vault runs containerized plugins on Linux only, and go-plugin's server listens on TCP on Windows, ignoring PLUGIN_UNIX_SOCKET_DIR")
-	case c.legacyTLS:
-		return errors.New("WithContainerEnv and WithLegacyTLS exclude each other: Vault hands a wrapping token only to a plugin that offers protocol 4 at most (built on an SDK before v0.6.0, with go-plugin v1.4), and a containerized plugin needs go-plugin v1.6.0 or later")
 	}
-	return nil
+	var errs []error
+	if runtime.GOOS == "windows" {
+		errs = append(errs, errors.New("WithContainerEnv is not supported on Windows: Vault runs containerized plugins on Linux only, and go-plugin's server listens on TCP on Windows, ignoring PLUGIN_UNIX_SOCKET_DIR"))
+	}
+	if c.legacyTLS {
+		errs = append(errs, errors.New("WithContainerEnv and WithLegacyTLS exclude each other: Vault hands a wrapping token only to a plugin that offers protocol 4 at most (built on an SDK before v0.6.0, with go-plugin v1.4), and a containerized plugin needs go-plugin v1.6.0 or later"))
+	}
+	return errs
 }
 
 // containerEnv is the environment Vault gives a containerized plugin,

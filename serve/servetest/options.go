@@ -17,9 +17,11 @@ import (
 const DefaultVaultVersion = "1.21.0"
 
 // Option changes how New, Start, NewDatabase or StartDatabase plays
-// the host. Options are checked before anything starts: the error from New
-// (or the failure of Start) lists every invalid option at once, so a test
-// author fixes them in one go instead of one run per mistake.
+// the host. Options are checked before anything starts, each on its own
+// and then, once all are applied, against each other (whatever their
+// order): the error from New (or the failure of Start) lists every
+// problem at once, so a test author fixes them in one go instead of one
+// run per mistake.
 type Option interface {
 	// apply records the option in c, or says why it cannot. It is
 	// unexported so that the host's configuration stays an implementation
@@ -50,7 +52,8 @@ type config struct {
 }
 
 // newConfig applies opts to the host for a backend (database false) or a
-// database plugin and returns every problem found, not only the first.
+// database plugin and returns every problem found, not only the first:
+// each option's own, then the conflicts between them (see conflicts).
 func newConfig(database bool, opts []Option) (*config, error) {
 	c := &config{database: database, vaultVersion: DefaultVaultVersion, defaultTTL: DefaultLeaseTTL, maxTTL: DefaultMaxTTL}
 	var errs *multierror.Error
@@ -63,14 +66,24 @@ func newConfig(database bool, opts []Option) (*config, error) {
 			errs = multierror.Append(errs, err)
 		}
 	}
-	if c.metadataMode && c.legacyTLS {
-		errs = multierror.Append(errs, errors.New("WithMetadataMode and WithLegacyTLS exclude each other: a host in metadata mode sends no wrapping token"))
-	}
-	if errs != nil {
+	errs = multierror.Append(errs, c.conflicts()...)
+	if errs.ErrorOrNil() != nil {
 		errs.ErrorFormat = listErrors
 		return nil, fmt.Errorf("servetest: %w", errs)
 	}
 	return c, nil
+}
+
+// conflicts checks the host c describes as a whole, once every option is
+// applied: an option's apply sees only the options before it, so a rule
+// that involves two options is checked here, where their order does not
+// matter. It returns every problem found.
+func (c *config) conflicts() []error {
+	var errs []error
+	if c.metadataMode && c.legacyTLS {
+		errs = append(errs, errors.New("WithMetadataMode and WithLegacyTLS exclude each other: a host in metadata mode sends no wrapping token"))
+	}
+	return append(errs, c.containerConflicts()...)
 }
 
 // listErrors formats option errors: one error reads as itself, several as

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -63,5 +64,32 @@ func TestWithHostLogger(t *testing.T) {
 	_, err := servetest.New(context.Background(), "/nonexistent", servetest.WithHostLogger(nil))
 	if want := "servetest: WithHostLogger(nil): want a logger"; err == nil || err.Error() != want {
 		t.Errorf("WithHostLogger(nil): %v, want %s", err, want)
+	}
+}
+
+// Every problem with the options is reported in one error, before
+// anything starts: each option's own and the conflicts between them, in
+// whatever order the options came.
+func TestOptionConflictsReportedAtOnce(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("WithContainerEnv is refused on Windows")
+	}
+	for name, opts := range map[string][]servetest.Option{
+		"conflicting options first": {servetest.WithContainerEnv(), servetest.WithMetadataMode(), servetest.WithLegacyTLS(), servetest.WithEnv("NOEQUALS")},
+		"conflicting options last":  {servetest.WithEnv("NOEQUALS"), servetest.WithLegacyTLS(), servetest.WithMetadataMode(), servetest.WithContainerEnv()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := servetest.New(context.Background(), "/nonexistent", opts...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			want := "servetest: 3 invalid options:" +
+				"\n\t* " + `WithEnv("NOEQUALS"): want KEY=VALUE` +
+				"\n\t* WithMetadataMode and WithLegacyTLS exclude each other: a host in metadata mode sends no wrapping token" +
+				"\n\t* WithContainerEnv and WithLegacyTLS exclude each other: "
+			if !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "\n\t* ") != 3 {
+				t.Errorf("err =\n%v\nwant it to start\n%s", err, want)
+			}
+		})
 	}
 }

@@ -83,9 +83,6 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 	p.sha256 = hex.EncodeToString(sum)
 	var socketDir string
 	if c.container {
-		if err := containerConflict(c); err != nil {
-			return nil, err
-		}
 		if socketDir, err = p.startSocketDir(); err != nil {
 			return nil, err
 		}
