@@ -40,7 +40,11 @@ func WithoutMultiplexing() Option {
 }
 
 // WithFlags lets the author define flags of their own, as
-// serve.WithFlags does.
+// serve.WithFlags does. Defining a flag twice (one the library owns, or
+// one another WithFlags defines) is an invalid option, reported with the
+// others; define is called once to check that when the options are
+// applied, and again when the command line is parsed, so it should do
+// nothing but define flags.
 func WithFlags(define func(fs *flag.FlagSet)) Option {
 	return option(func(c *server.Config) error { return c.AddFlags(define) })
 }

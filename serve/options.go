@@ -62,8 +62,11 @@ func WithoutMultiplexing() Option {
 // WithFlags lets the author define flags of their own on the plugin's flag
 // set, next to Vault's TLS flags; operators pass them with
 // `vault plugin register -args`. The flags are parsed before the factory
-// runs, so the factory can read them. Redefining a flag the library owns is
-// an error, not a panic.
+// runs, so the factory can read them. Defining a flag twice (one the
+// library owns, or one another WithFlags defines) is an invalid option,
+// reported with the others, not a panic. To check that, define is called
+// once on a flag set of its own when the options are applied, and again
+// when the command line is parsed: it should do nothing but define flags.
 func WithFlags(define func(fs *flag.FlagSet)) Option {
 	return option(func(c *server.Config) error { return c.AddFlags(define) })
 }

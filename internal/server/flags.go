@@ -68,15 +68,12 @@ func (f *tlsFlags) apiTLSConfig() *api.TLSConfig {
 // parseFlags parses the command line. done is true when a person's request
 // (-help, -version, -describe) was answered and nothing should be served.
 func (s *server) parseFlags(ctx context.Context) (done bool, err error) {
-	fs := flag.NewFlagSet(s.Name, flag.ContinueOnError)
-	// The flag package prints its own errors and the usage on every
-	// error; we print one line instead, where the reader is.
-	fs.SetOutput(io.Discard)
-	s.flags.define(fs)
 	var showVersion, describe bool
-	fs.BoolVar(&showVersion, "version", false, "print the plugin's version and exit")
-	fs.BoolVar(&describe, "describe", false, "print what this plugin is as JSON (name, version, type, sha256) and exit")
+	fs := newFlagSet(s.Name, &s.flags, &showVersion, &describe)
 	for _, define := range s.DefineFlags {
+		// ApplyOptions has run each on a set like this one already; this
+		// catches only a define function that acts differently the
+		// second time.
 		if err := defineSafely(fs, define); err != nil {
 			return false, s.usage(err)
 		}
@@ -112,6 +109,21 @@ func (s *server) parseFlags(ctx context.Context) (done bool, err error) {
 		return true, s.printDescription(ctx)
 	}
 	return false, nil
+}
+
+// newFlagSet is the plugin's flag set before the author's flags
+// (WithFlags) are added: Vault's TLS flags, set into tls, and -version and
+// -describe. ApplyOptions checks the author's flags against the same set,
+// so that a redefinition is an invalid option.
+func newFlagSet(name string, tls *tlsFlags, showVersion, describe *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package prints its own errors and the usage on every
+	// error; we print one line instead, where the reader is.
+	fs.SetOutput(io.Discard)
+	tls.define(fs)
+	fs.BoolVar(showVersion, "version", false, "print the plugin's version and exit")
+	fs.BoolVar(describe, "describe", false, "print what this plugin is as JSON (name, version, type, sha256) and exit")
+	return fs
 }
 
 // defineSafely runs an author's flag definitions; the flag package panics

@@ -92,9 +92,10 @@ func defaultArgs() []string {
 }
 
 // ApplyOptions applies every option and aggregates their errors, with the
-// problems the caller found first, so that an author sees all of their
-// mistakes at once. A nil option is an error, not a panic. The result is
-// nil or a one-line error.
+// problems the caller found first and the conflicts between options
+// (Config.conflicts) last, so that an author sees all of their mistakes
+// at once, whatever the options' order. A nil option is an error, not a
+// panic. The result is nil or a one-line error.
 func ApplyOptions[O any](c *Config, opts []O, apply func(O, *Config) error, problems ...error) error {
 	result := multierror.Append(nil, problems...)
 	for i, o := range opts {
@@ -106,6 +107,7 @@ func ApplyOptions[O any](c *Config, opts []O, apply func(O, *Config) error, prob
 			result = multierror.Append(result, err)
 		}
 	}
+	result = multierror.Append(result, c.conflicts()...)
 	if result.ErrorOrNil() == nil {
 		return nil
 	}
@@ -114,6 +116,32 @@ func ApplyOptions[O any](c *Config, opts []O, apply func(O, *Config) error, prob
 	}
 	result.ErrorFormat = oneLineErrors
 	return fmt.Errorf("invalid options: %w", result)
+}
+
+// conflicts checks the options as a whole, once every one is applied: an
+// option's own check sees only itself, so a rule that involves more than
+// one is checked here, where their order does not matter. It returns
+// every problem found.
+//
+// The one such rule is the flags': every WithFlags defines its flags on
+// the set that already holds the library's flags and those of the
+// WithFlags before it, so a flag defined twice (by two WithFlags, or by
+// one that redefines -ca-cert or -version) is reported here with the
+// other options' problems. parseFlags would otherwise find it only when
+// the options were otherwise valid, and alone.
+func (c *Config) conflicts() []error {
+	var (
+		tls               tlsFlags
+		version, describe bool
+		errs              []error
+	)
+	fs := newFlagSet(c.Name, &tls, &version, &describe)
+	for _, define := range c.DefineFlags {
+		if err := defineSafely(fs, define); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // oneLineErrors keeps an aggregated error on one line: the host shows the

@@ -1,0 +1,35 @@
+package dbserve_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/plugkit/vaultplugin/dbserve"
+)
+
+// Every invalid option is reported by one Serve, conflicts between
+// options included, whatever their order; nothing is served. (Serve
+// prints the error on stderr, as a person would read it.)
+func TestOptionConflictsReportedAtOnce(t *testing.T) {
+	factory := func() (any, error) { return nil, errors.New("not called") }
+	greeting := dbserve.WithFlags(func(fs *flag.FlagSet) { fs.String("greeting", "", "") })
+	caCert := dbserve.WithFlags(func(fs *flag.FlagSet) { fs.String("ca-cert", "", "") })
+	badVersion := dbserve.WithVersion("bad")
+	for _, opts := range [][]dbserve.Option{
+		{greeting, badVersion, caCert, greeting},
+		{greeting, caCert, badVersion, greeting},
+	} {
+		err := dbserve.Serve(context.Background(), factory, opts...)
+		if err == nil {
+			t.Fatal("Serve = nil, want the options' error")
+		}
+		for _, want := range []string{`WithVersion("bad")`, "flag redefined: ca-cert", "flag redefined: greeting"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q lacks %q", err, want)
+			}
+		}
+	}
+}
