@@ -21,7 +21,8 @@ type Database struct {
 // NewDatabase is New for a database plugin: the database handshake cookie
 // and protocols 5 and 6, AutoMTLS. WithoutHostMultiplexing and
 // WithLegacyTLS are refused: Vault plays neither host for a database
-// plugin. The caller must Close the Database.
+// plugin. The caller must Close the Database. A plugin that fails to start
+// gives a *StartError, as from New.
 func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Database, error) {
 	c, err := newConfig(true, opts)
 	if err != nil {
@@ -49,7 +50,8 @@ func StartDatabase(t testing.TB, bin string, opts ...Option) *Database {
 // NewConnection opens a new connection to the plugin, as a new
 // `vault write database/config/NAME` does: its own instance in the same
 // process when the plugin multiplexes; a plugin that does not serves one
-// connection per process, as in Vault. The caller initializes it with
+// connection per process, as in Vault (a second NewConnection returns an
+// error wrapping ErrNotMultiplexed). The caller initializes it with
 // Initialize, or with Configure as Vault does. Its Close runs once;
 // Database.Close closes those still open.
 func (d *Database) NewConnection(ctx context.Context) (*Connection, error) {

@@ -73,16 +73,13 @@ func (l *lineLog) lastError() string {
 	return ""
 }
 
-// tail formats the last n lines for an error message.
-func (l *lineLog) tail(n int) string {
+// last returns the last n lines, or all if there are fewer.
+func (l *lineLog) last(n int) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lines := l.lines
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	if len(lines) == 0 {
-		return ""
-	}
-	return "\nplugin stderr:\n  " + strings.Join(lines, "\n  ")
+	return append([]string(nil), lines...)
 }

@@ -71,8 +71,8 @@ func (m *Mount) Cleanup(ctx context.Context) { _ = m.cleanup(ctx) }
 // New starts the secrets engine or auth method plugin binary bin as Vault
 // would and waits for its handshake; ctx's deadline, if any, bounds the
 // handshake. The caller must Close the Plugin. A plugin that fails to
-// start gives an error holding what Vault would show: go-plugin's message
-// (with the plugin's cause line) and the plugin's last stderr lines.
+// start gives a *StartError, holding what Vault would show: the plugin's
+// cause line, go-plugin's message and the plugin's last stderr lines.
 func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 	c, err := newConfig(false, opts)
 	if err != nil {
@@ -123,8 +123,9 @@ func Start(t testing.TB, bin string, opts ...Option) *Plugin {
 
 // NewMount sets up a new backend instance in the plugin, as a new Vault
 // mount of it: config is the mount's configuration map. A plugin that
-// does not multiplex serves only one mount per process, as in Vault.
-// Close cleans the mount up.
+// does not multiplex serves only one mount per process, as in Vault: a
+// second NewMount returns an error wrapping ErrNotMultiplexed. Close
+// cleans the mount up.
 func (p *Plugin) NewMount(ctx context.Context, config map[string]string) (*Mount, error) {
 	unreserve, err := p.reserve("mount", "Plugin")
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,12 +64,17 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 	p := &Process{logs: &lineLog{}}
 	defer func() {
 		if err != nil {
+			// Asked before release kills it: go-plugin reports the
+			// process's end (Exited) before it gives up waiting for the
+			// handshake because of it.
+			var gp *goPluginError
+			exited := errors.As(err, &gp) && p.client != nil && p.client.Exited()
 			p.release()
 			// release stopped the process with go-plugin's Kill, which
 			// returns only after the plugin's stderr was read to the end
-			// (see stopClient), so the tail holds the plugin's last
+			// (see stopClient), so the logs hold the plugin's last
 			// words: often its reason.
-			err = startError(bin, err, p.logs)
+			err = newStartError(ctx, bin, err, p.logs, exited)
 		}
 	}()
 	if err := ctx.Err(); err != nil {
@@ -107,56 +111,6 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 	}
 	return p, nil
 }
-
-// goPluginError marks an error from go-plugin's start of the process, so
-// that startError can put the plugin's own cause before it.
-type goPluginError struct{ err error }
-
-func (e *goPluginError) Error() string { return e.err.Error() }
-func (e *goPluginError) Unwrap() error { return e.err }
-
-// startError is the error of a failed start, one fact a line, the
-// plugin's own cause first:
-//
-//	servetest: starting BIN: <the plugin's cause>
-//	go-plugin: <the first line of go-plugin's error>
-//	plugin stderr:
-//	  <its last lines>
-//
-// The cause is the line the plugin printed on stdout where its handshake
-// was expected (go-plugin quotes it as "Unrecognized remote plugin
-// message: …"), or else the message of its last stderr ERROR record.
-// go-plugin's generic explanation that follows its first line ("This
-// usually means…": architecture, libraries, permissions) is dropped. An
-// error that did not come from go-plugin is shown as it is. The result
-// wraps err.
-func startError(bin string, err error, logs *lineLog) error {
-	var gp *goPluginError
-	if !errors.As(err, &gp) {
-		return fmt.Errorf("servetest: starting %s: %w%s", bin, err, logs.tail(5))
-	}
-	first, _, _ := strings.Cut(gp.err.Error(), "\n")
-	cause, _ := strings.CutPrefix(first, "Unrecognized remote plugin message: ")
-	if cause == first || strings.TrimSpace(cause) == "" {
-		cause = logs.lastError()
-	}
-	msg := "servetest: starting " + bin + ": "
-	if cause == "" {
-		msg += first
-	} else {
-		msg += cause + "\ngo-plugin: " + first
-	}
-	return &startErr{msg: msg + logs.tail(5), err: err}
-}
-
-// startErr is an error with its own text that still wraps the cause.
-type startErr struct {
-	msg string
-	err error
-}
-
-func (e *startErr) Error() string { return e.msg }
-func (e *startErr) Unwrap() error { return e.err }
 
 // startLegacyHost starts Vault's side of the wrap-token TLS path, with
 // its CA file in a directory of its own, and registers their removal.
@@ -318,7 +272,7 @@ func (p *Process) reserve(what, kind string) (unreserve func(), err error) {
 	case p.closed:
 		return nil, errors.New("servetest: the plugin is closed")
 	case !p.multiplex && p.instances > 0:
-		return nil, fmt.Errorf("servetest: the plugin does not multiplex: Vault starts one process per %s, so start another %s", what, kind)
+		return nil, notMultiplexed(what, kind)
 	}
 	p.instances++
 	return func() {
