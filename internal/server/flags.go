@@ -16,6 +16,7 @@ import (
 
 	"github.com/plugkit/vaultplugin/compat"
 	"github.com/plugkit/vaultplugin/internal/filehash"
+	"github.com/plugkit/vaultplugin/internal/proctext"
 )
 
 // tlsFlags are the flags of api.PluginAPIClientMeta.FlagSet, with help text.
@@ -254,7 +255,7 @@ func (s *server) printNotAPlugin(ctx context.Context) {
 	if d.Version != "" {
 		ver = " " + d.Version
 	}
-	fmt.Fprintf(w, "%s%s is a Vault %s plugin. Vault starts it; running it by hand serves nothing.\n\n", d.Name, ver, s.what(d.Type))
+	fmt.Fprintf(w, "%s%s is a Vault %s plugin. Vault starts it; %s.\n\n", d.Name, ver, s.what(d.Type), proctext.ByHand)
 	if d.SHA256 != "" {
 		fmt.Fprintf(w, "  binary: %s\n  sha256: %s\n\n", d.Path, d.SHA256)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/plugkit/vaultplugin/internal/proctext"
 )
 
 // cookieProbe is what starting the plugin with each of Vault's handshake
@@ -146,10 +148,12 @@ func (c cookieProbe) typeResult() Result {
 }
 
 // refused reports whether the plugin refused the try's cookie as not its
-// own: go-plugin's text for a missing cookie, or serve.Run's for a person.
+// own: go-plugin's text for a missing cookie, or serve.Run's for a person
+// (which names the phrase in internal/proctext: the plugin is another
+// process, so its words are all the check has).
 func (t cookieTry) refused() bool {
 	text := strings.Join(append(append([]string(nil), t.before...), t.stderr...), "\n")
-	return strings.Contains(text, goPluginNotAPlugin) || strings.Contains(text, "running it by hand serves nothing")
+	return strings.Contains(text, goPluginNotAPlugin) || strings.Contains(text, proctext.ByHand)
 }
 
 // failedStart returns the try under which the plugin took the cookie for

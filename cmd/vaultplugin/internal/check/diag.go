@@ -26,9 +26,25 @@ func firstLine(s string) string {
 	return strings.TrimSpace(line)
 }
 
-// goPluginNotAPlugin starts the text go-plugin prints when the handshake
-// cookie is missing or wrong.
-const goPluginNotAPlugin = "This binary is a plugin"
+// Text of other modules that the check looks for, because no error type
+// carries it: go-plugin's errors are created with errors.New, and a
+// plugin's output is all the check has of a process it did not build.
+// The check's own packages' phrases are never matched as text: servetest
+// gives types (StartError, ErrNotMultiplexed) and a plugin served by
+// serve.Run prints the phrases internal/proctext names
+// (TestNoMessageTextOfOurPackages holds the check to that).
+const (
+	// goPluginNotAPlugin starts the text go-plugin prints when the
+	// handshake cookie is missing or wrong.
+	goPluginNotAPlugin = "This binary is a plugin"
+	// goPluginIncompatible starts go-plugin's error when the plugin
+	// answered none of the protocol versions the host offered.
+	goPluginIncompatible = "Incompatible API version"
+	// apiNoWrappingToken starts the error of vault/api's TLS provider
+	// before v1.8.0 (api.VaultPluginTLSProvider) when no wrapping token
+	// came, as under AutoMTLS: those versions do not step aside for it.
+	apiNoWrappingToken = "error parsing wrapping token"
+)
 
 // cause picks, from what a plugin printed, the line that best says why it
 // stopped or failed: a line on stdout where the handshake belonged (what

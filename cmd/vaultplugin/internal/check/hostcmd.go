@@ -26,6 +26,10 @@ const HostCommand = "_host"
 type hostReport struct {
 	PID   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Failure is what the failed start (or first mount) showed, set with
+	// Error unless the host's own command line was wrong: a
+	// servetest.StartError does not cross processes, its fields do.
+	Failure *startFailure `json:"failure,omitempty"`
 	// CapDropped is true when the host dropped CAP_IPC_LOCK before it
 	// started the plugin; DropError says why it could not.
 	CapDropped bool   `json:"cap_dropped,omitempty"`
@@ -72,6 +76,8 @@ func Host(args []string, stdin io.Reader, stdout io.Writer) int {
 	closer, pid, err := hostStart(*database, *mount, fs.Arg(0), opts)
 	if err != nil {
 		rep.Error = err.Error()
+		f := newStartFailure(err)
+		rep.Failure = &f
 	}
 	rep.PID = pid
 	line, _ := json.Marshal(rep)
@@ -112,6 +118,15 @@ func hostStart(database, mount bool, bin string, opts []servetest.Option) (io.Cl
 		}
 	}
 	return p, p.PID(), nil
+}
+
+// failure is what the host's failure showed: Failure, or for a host
+// that could not even read its command line, its error alone.
+func (r hostReport) failure() startFailure {
+	if r.Failure != nil {
+		return *r.Failure
+	}
+	return startFailure{Reason: firstLine(r.Error)}
 }
 
 // hostProcess is a running HostCommand, seen from the check.

@@ -18,7 +18,7 @@ func (h *host) checkHostDeath(ctx context.Context, k kind) Result {
 	}
 	if rep.Error != "" {
 		hp.release(time.Second)
-		return Result{ID: idHostDeath, Status: Skip, Detail: "the host could not start it: " + startCause(rep.Error, h.Binary)}
+		return Result{ID: idHostDeath, Status: Skip, Detail: "the host could not start it: " + rep.failure().why()}
 	}
 	hp.kill()
 	start := time.Now()

@@ -61,7 +61,7 @@ func (h *host) runMetadata(ctx context.Context, k kind) metadataRun {
 func (s *session) metadataResult(run metadataRun) Result {
 	switch {
 	case run.startErr != nil:
-		return Result{ID: idMetadata, Status: Fail, Detail: "does not start in metadata mode: " + startCause(run.startErr.Error(), s.bin),
+		return Result{ID: idMetadata, Status: Fail, Detail: "does not start in metadata mode: " + newStartFailure(run.startErr).why(),
 			Fix: "serve without TLS when VAULT_PLUGIN_METADATA_MODE=true: api.VaultPluginTLSProvider returns nil then, and serve.Run handles it"}
 	case run.instErr != nil && s.instErr != nil:
 		return Result{ID: idMetadata, Status: Skip, Detail: "starts in metadata mode; its mount fails as under AutoMTLS (see type)"}

@@ -2,12 +2,14 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/plugkit/vaultplugin/internal/proctext"
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
@@ -62,23 +64,19 @@ func (s *session) handshakeResult() Result {
 		return Result{ID: idHandshake, Status: Pass,
 			Detail: fmt.Sprintf("completed in %s with AutoMTLS (bound %s), pid %d", s.handshake.Round(time.Millisecond), HandshakeBound, s.proc.PID())}
 	}
-	msg := s.startErr.Error()
-	r := Result{ID: idHandshake, Status: Fail, Detail: startCause(msg, s.bin)}
-	// A line on stdout where the handshake belonged: Vault's error
-	// quotes it, and so does the report, word for word.
-	refused := lineWith(msg, "Unrecognized remote plugin message: ")
-	printed := refused != "" && !strings.HasSuffix(refused, ":")
-	if printed {
-		r.Detail = "Vault refuses it: " + quote(strings.TrimPrefix(refused, "go-plugin: "))
-	}
+	f := newStartFailure(s.startErr)
+	r := Result{ID: idHandshake, Status: Fail, Detail: f.why()}
 	switch {
-	case printed:
+	case f.Stdout != "":
+		// A line on stdout where the handshake belonged: Vault's error
+		// quotes it, and so does the report, word for word.
+		r.Detail = "Vault refuses it: " + quote(f.Reason)
 		r.Fix = "write nothing to stdout before serving, log to stderr (see stdout)"
-	case strings.Contains(msg, "wrapping token"):
+	case f.said(apiNoWrappingToken):
 		r.Fix = "upgrade github.com/hashicorp/vault/api to v1.8.0 or newer, whose TLS provider steps aside under AutoMTLS, or use serve.Run"
-	case strings.Contains(msg, "timeout while waiting for plugin to start"), strings.Contains(msg, "deadline exceeded"):
+	case f.TimedOut:
 		r.Fix = fmt.Sprintf("print the handshake within %s of starting: do slow set-up after serving, in the backend's InitializeFunc", HandshakeBound)
-	case strings.Contains(msg, "Incompatible API version"):
+	case strings.Contains(f.Reason, goPluginIncompatible):
 		r.Fix = "serve protocol " + s.kind.offer + " as Vault 1.12+ asks: upgrade github.com/hashicorp/vault/sdk and serve with ServeMultiplex, or use serve.Run"
 	default:
 		r.Fix = "fix the failure above: Vault fails the start with the same message"
@@ -86,26 +84,65 @@ func (s *session) handshakeResult() Result {
 	return r
 }
 
-// startCause is the one line of a servetest start error that says why:
-// the plugin's own cause, without servetest's prefix; when go-plugin's
-// message names none (the plugin exited printing nothing on stdout), the
-// telling line of the plugin's stderr, which the error ends with.
-func startCause(msg, bin string) string {
-	line := strings.TrimPrefix(firstLine(msg), "servetest: starting "+bin+": ")
-	if strings.TrimSpace(strings.TrimSuffix(strings.TrimSuffix(line, ":"), "Unrecognized remote plugin message")) != "" &&
-		!strings.Contains(line, "plugin exited before we could connect") {
-		return line
-	}
-	_, tail, _ := strings.Cut(msg, "\nplugin stderr:\n")
-	var stderr []string
-	for _, l := range strings.Split(tail, "\n") {
-		stderr = append(stderr, strings.TrimSpace(l))
-	}
-	if c := cause(nil, stderr); c != "" {
-		return "it exited: " + c
-	}
-	return "it exited without a word on stdout or stderr"
+// startFailure is what a failed start through servetest showed, from
+// servetest.StartError's fields, in a form that also crosses from
+// HostCommand to the check as JSON.
+type startFailure struct {
+	// Reason is the first line of the failure as the host met it
+	// (StartError.Err: go-plugin's error, or opening the binary), or of
+	// the error itself when it is no StartError.
+	Reason string `json:"reason"`
+	// Stdout, Cause, Exited and Stderr are StartError's.
+	Stdout string   `json:"stdout,omitempty"`
+	Cause  string   `json:"cause,omitempty"`
+	Exited bool     `json:"exited,omitempty"`
+	Stderr []string `json:"stderr,omitempty"`
+	// TimedOut is true when the start ran out of its time bound.
+	TimedOut bool `json:"timed_out,omitempty"`
 }
+
+// newStartFailure reads err, an error from servetest.New or NewDatabase
+// (or from a first mount or connection after it).
+func newStartFailure(err error) startFailure {
+	f := startFailure{Reason: firstLine(err.Error()), TimedOut: errors.Is(err, context.DeadlineExceeded)}
+	if se := (*servetest.StartError)(nil); errors.As(err, &se) {
+		if se.Err != nil {
+			f.Reason = firstLine(se.Err.Error())
+		}
+		f.Stdout, f.Cause, f.Exited, f.Stderr = se.Stdout, se.Cause, se.Exited, se.Stderr
+	}
+	return f
+}
+
+// why is the one line that says why the start failed: the plugin's own
+// cause; when it gave none and exited, the telling line of its stderr;
+// otherwise the host's reason.
+func (f startFailure) why() string {
+	switch {
+	case f.Cause != "":
+		return f.Cause
+	case f.Exited:
+		if c := cause(nil, f.Stderr); c != "" {
+			return "it exited: " + c
+		}
+		return "it exited without a word on stdout or stderr"
+	}
+	return f.Reason
+}
+
+// lineWith returns the first line the plugin or the host said that holds
+// sub, trimmed, or "".
+func (f startFailure) lineWith(sub string) string {
+	for _, l := range append([]string{f.Cause, f.Reason}, f.Stderr...) {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
+// said reports whether the plugin or the host said sub.
+func (f startFailure) said(sub string) bool { return f.lineWith(sub) != "" }
 
 // explore makes the mounts (connections) Vault would and asks them what
 // the other checks need; then it closes the session.
@@ -139,7 +176,7 @@ func (s *session) exploreBackend(ctx context.Context) {
 	s.request = roundTrip(ctx, m.Backend, s.proc)
 	_, err = bounded(ctx, func(ctx context.Context) (*servetest.Mount, error) { return s.plugin.NewMount(ctx, nil) })
 	s.multiplex = err == nil
-	if err != nil && !strings.Contains(err.Error(), "does not multiplex") {
+	if err != nil && !errors.Is(err, servetest.ErrNotMultiplexed) {
 		s.muxErr = err
 	}
 }
@@ -164,7 +201,7 @@ func (s *session) exploreDatabase(ctx context.Context) {
 	}
 	_, err = bounded(ctx, s.db.NewConnection)
 	s.multiplex = err == nil
-	if err != nil && !strings.Contains(err.Error(), "does not multiplex") {
+	if err != nil && !errors.Is(err, servetest.ErrNotMultiplexed) {
 		s.muxErr = err
 	}
 }
@@ -182,7 +219,7 @@ func (s *session) instFailure() (detail, fix string) {
 	if s.kind.name == "database" {
 		what = "a new connection"
 	}
-	detail = what + " failed: " + firstLine(strings.TrimPrefix(s.instErr.Error(), "servetest: "))
+	detail = what + " failed: " + firstLine(s.instErr.Error())
 	var raw []string
 	for _, r := range s.logs {
 		raw = append(raw, r.Raw)
@@ -191,7 +228,7 @@ func (s *session) instFailure() (detail, fix string) {
 		return what + " crashed the plugin: " + quote(p),
 			"fix the panic in the factory: its stack is on the plugin's stderr (serve.Run turns a factory panic into a failed mount instead of a crash)"
 	}
-	if strings.Contains(s.instErr.Error(), "panicked") {
+	if strings.Contains(s.instErr.Error(), proctext.FactoryPanicked) {
 		return detail, "fix the panic in the factory: its stack is in the plugin's error log"
 	}
 	return detail, "fix the factory's failure: every Vault mount of the plugin fails the same way"
