@@ -89,22 +89,22 @@ func (c *config) containerConflicts() []error {
 // before go-plugin appends its own variables, for a host with AutoMTLS on
 // or off as autoMTLS says.
 //
-// In Vault, sdk v0.20.0 helper/pluginutil/run_config.go: generateCmd
-// starts from the registration's -env entries (rc.env, line 69), appends
-// VAULT_PLUGIN_MLOCK_ENABLED when mlock is on (72-74; servetest never
-// turns it on), VAULT_VERSION (79), VAULT_PLUGIN_METADATA_MODE (84-85),
-// VAULT_PLUGIN_AUTOMTLS_ENABLED (87-88), and for an image uses that list
-// alone: "Containerized plugins do not inherit any env vars from Vault"
-// (137-140). makeConfig (163-180) hands it to plugincontainer.Config.Env
-// and sets UnixSocketConfig{Group: the egid, TempDir: plugin_tmpdir} and
-// GRPCBrokerMultiplex. go-secure-stdlib/plugincontainer v0.4.2
-// container_runner_linux.go builds the container's environment from
-// go-plugin's (the runner's cmd.Env, line 90), then
-// PLUGIN_UNIX_SOCKET_DIR=/tmp/go-plugin-container (94), then Config.Env
-// (102-104). go-plugin v1.6.0 client.go supplies the cookie, the ports and
-// the protocol versions (639-644), PLUGIN_MULTIPLEX_GRPC (645-647),
-// PLUGIN_CLIENT_CERT (685), PLUGIN_UNIX_SOCKET_GROUP (699-701) and, with a
-// runner, PLUGIN_UNIX_SOCKET_DIR for the directory it made (706-718).
+// In Vault (sdk v0.20.0, helper/pluginutil/run_config.go), generateCmd
+// starts from the registration's -env entries (rc.env), appends
+// VAULT_PLUGIN_MLOCK_ENABLED when mlock is on (servetest never turns it
+// on), VAULT_VERSION, VAULT_PLUGIN_METADATA_MODE and
+// VAULT_PLUGIN_AUTOMTLS_ENABLED, and for an image uses that list alone:
+// "Containerized plugins do not inherit any env vars from Vault".
+// makeConfig hands it to plugincontainer.Config.Env and sets
+// UnixSocketConfig{Group: the egid, TempDir: plugin_tmpdir} and
+// GRPCBrokerMultiplex. go-secure-stdlib/plugincontainer (v0.4.2,
+// container_runner_linux.go) builds the container's environment from
+// go-plugin's (the runner's cmd.Env), then
+// PLUGIN_UNIX_SOCKET_DIR=/tmp/go-plugin-container, then Config.Env.
+// go-plugin's Client.Start (v1.6.0) supplies the cookie, the ports, the
+// protocol versions, PLUGIN_MULTIPLEX_GRPC, PLUGIN_CLIENT_CERT,
+// PLUGIN_UNIX_SOCKET_GROUP and, with a runner, PLUGIN_UNIX_SOCKET_DIR for
+// the directory it made.
 func (c *config) containerEnv(autoMTLS bool, socketDir string) []string {
 	env := []string{goplugin.EnvUnixSocketDir + "=" + socketDir}
 	env = append(env, c.env...)
@@ -121,7 +121,7 @@ func (c *config) containerEnv(autoMTLS bool, socketDir string) []string {
 
 // unixSocketConfig is go-plugin's socket settings for the host c: under
 // WithContainerEnv the group Vault gives the container, its own effective
-// group id (sdk run_config.go lines 176 and 195); otherwise none.
+// group id (the sdk's run_config.go, makeConfig); otherwise none.
 func (c *config) unixSocketConfig() *goplugin.UnixSocketConfig {
 	if !c.container {
 		return nil
@@ -130,12 +130,12 @@ func (c *config) unixSocketConfig() *goplugin.UnixSocketConfig {
 }
 
 // startSocketDir makes the directory for the plugin's sockets as go-plugin
-// makes it for a container (client.go v1.6.0 lines 706-716: os.MkdirTemp
-// in the host's plugin_tmpdir, by default the system's, then
-// setGroupWritable with mode 0770), and registers its removal, which
-// go-plugin's Kill does in Vault (client.go line 517). go-plugin makes it
-// only when it runs the plugin through a RunnerFunc; servetest starts a
-// command, so that go-plugin reports the process id.
+// makes it for a container (Client.Start: os.MkdirTemp in the host's
+// plugin_tmpdir, by default the system's, then setGroupWritable with mode
+// 0770), and registers its removal, which go-plugin's Client.Kill does in
+// Vault. go-plugin makes it only when it runs the plugin through a
+// RunnerFunc; servetest starts a command, so that go-plugin reports the
+// process id.
 func (p *Process) startSocketDir() (string, error) {
 	dir, err := os.MkdirTemp("", "plugin-dir")
 	if err != nil {

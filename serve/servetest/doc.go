@@ -36,10 +36,9 @@
 // (MountPoint, MountType, MountAccessor, a salted ClientToken, a
 // Connection from 127.0.0.1), and the HTTP status Vault maps the outcome to,
 // as a *ResponseError. HandleRequest, promoted from the backend, is the raw
-// call without any of that. e2e's differential test runs one script per
-// plugin (this module's examples and HashiCorp's Kubernetes auth method)
-// through Vault 1.21.0 and through servetest and requires the same status,
-// data, warnings and errors.
+// call without any of that. A request gets the same status, data,
+// warnings and errors from servetest as from Vault 1.21, apart from the
+// known limits below.
 //
 // The mount's system view answers DefaultLeaseTTL and MaxLeaseTTL
 // (WithLeaseTTLs; Vault's 768h by default), VaultVersion and PluginEnv
@@ -81,6 +80,12 @@
 // NewDatabase, Plugin.Mount and Plugin.NewMount, Database.Connect and
 // Database.NewConnection. The twins that start something leave closing it
 // to the caller.
+//
+// Failures have types to decide by: a plugin that does not start gives a
+// *StartError (its own cause, its last stderr lines, go-plugin's error),
+// and a second mount or connection of a plugin that does not multiplex
+// wraps ErrNotMultiplexed. Test for them with errors.As and errors.Is: the
+// messages are written for people and may change.
 //
 // WithLegacyTLS plays the host of the wrap-token TLS path instead of
 // AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.

@@ -13,7 +13,8 @@ import (
 
 // DefaultVaultVersion is the VAULT_VERSION a plugin sees, and the version
 // its mounts' system view reports, unless WithVaultVersion says otherwise:
-// the release the project is proven on.
+// the Vault release whose way of starting plugins and handling their
+// requests servetest plays.
 const DefaultVaultVersion = "1.21.0"
 
 // Option changes how New, Start, NewDatabase or StartDatabase plays

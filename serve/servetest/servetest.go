@@ -139,10 +139,9 @@ func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, socket
 		args = append([]string{"-ca-cert=" + legacy.caFile}, args...)
 	}
 	cmd := exec.Command(bin, args...)
-	// As pluginutil's runConfig.generateCmd (sdk v0.20.0, run_config.go
-	// lines 67-136): the host's environment, then the operator's -env
-	// entries, then Vault's variables, so a later duplicate wins as it
-	// does under Vault.
+	// As pluginutil's runConfig.generateCmd (sdk v0.20.0): the host's
+	// environment, then the operator's -env entries, then Vault's
+	// variables, so a later duplicate wins as it does under Vault.
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Env = append(cmd.Env,
 		pluginutil.PluginVaultVersionEnv+"="+c.vaultVersion,
@@ -247,11 +246,9 @@ func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) er
 // defers clientWaitGroup.Done). Kill does so also after a failed
 // handshake, as the process is recorded before the handshake is read; it
 // returns at once only for a process that never started, which wrote
-// nothing. The same holds in every go-plugin this module may build with:
-// v1.4.3 and v1.4.10 (client.go: Kill waits at lines 421 and 432;
-// c.process = cmd.Process, then go c.logStderr), v1.6.3 (Kill waits at
-// 514; c.runner = runner at 733; go c.logStderr at 761) and v1.8.0 (513;
-// 732; 763).
+// nothing. The same holds from go.mod's floor, go-plugin v1.6.0, to v1.8.0
+// (Start records c.runner before it starts logStderr; Kill returns early
+// only without a runner).
 func stopClient(client *goplugin.Client) { client.Kill() }
 
 // release undoes launch, last step first. Close calls it once, and a
@@ -327,9 +324,8 @@ func (p *Process) PID() int { return p.pid }
 
 // HandshakeTime is the time from starting the process to a completed
 // handshake, as the host measures it. It is here because a plugin's start
-// is on the path of every Vault mount, unseal and plugin reload, so the
-// bench command and the planned `vaultplugin check` report it; only the
-// host's side of the handshake can time it.
+// is on the path of every Vault mount, unseal and plugin reload, and only
+// the host's side of the handshake can time it.
 func (p *Process) HandshakeTime() time.Duration { return p.handshake }
 
 // Logs returns the lines the plugin wrote to stderr so far: stderr is read

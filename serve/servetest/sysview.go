@@ -11,10 +11,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Vault's own lease TTLs, which a mount has unless it is tuned: the
-// system's default_lease_ttl and max_lease_ttl both default to 768h (32
-// days; vault/core.go defaultLeaseTTL and maxLeaseTTL), and a Vault
-// started with -dev keeps them.
+// DefaultLeaseTTL and DefaultMaxTTL are Vault's own lease TTLs, which a
+// mount has unless it is tuned: Vault's default_lease_ttl and
+// max_lease_ttl both default to 768h (32 days), and a dev server keeps
+// them. The mounts' system view reports them unless WithLeaseTTLs says
+// otherwise.
 const (
 	DefaultLeaseTTL = 768 * time.Hour
 	DefaultMaxTTL   = 768 * time.Hour
