@@ -80,7 +80,7 @@ func (s *session) run(ctx context.Context, vaultBin, pluginDir string) error {
 		return &cli.UsageError{Err: err}
 	}
 	if s.work, err = os.MkdirTemp("", "vaultplugin-dev-"); err != nil {
-		return err
+		return fmt.Errorf("creating the work directory: %w", err)
 	}
 	fmt.Fprintf(s.out, "work dir: %s\n", s.work)
 
@@ -95,8 +95,8 @@ func (s *session) run(ctx context.Context, vaultBin, pluginDir string) error {
 		s.pluginDir = pluginDir
 	} else {
 		s.pluginDir = filepath.Join(s.work, "plugins")
-		if os.Mkdir(s.pluginDir, 0o755) != nil {
-			return fmt.Errorf("creating %s", s.pluginDir)
+		if err := os.Mkdir(s.pluginDir, 0o755); err != nil {
+			return fmt.Errorf("creating the plugin directory: %w", err)
 		}
 		bin, err := findVault(vaultBin)
 		if err != nil {

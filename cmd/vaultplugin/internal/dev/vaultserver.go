@@ -35,18 +35,18 @@ const stopTimeout = 15 * time.Second
 func (s *session) startVault(ctx context.Context, bin string) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return fmt.Errorf("finding a free port for the dev server: %w", err)
 	}
 	addr := l.Addr().String()
 	l.Close()
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {
-		return err
+		return fmt.Errorf("making the dev server's root token: %w", err)
 	}
 	token := "dev-" + hex.EncodeToString(b)
 	logFile, err := os.Create(filepath.Join(s.work, "vault.log"))
 	if err != nil {
-		return err
+		return fmt.Errorf("creating the dev server's log: %w", err)
 	}
 	s.server = exec.Command(bin, "server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+addr, "-dev-plugin-dir="+s.pluginDir)
 	s.server.Dir = s.work
