@@ -149,8 +149,8 @@
 // says the build time, the reload time and the new pid; a build that fails
 // shows the compiler's error and leaves the previous build serving. The
 // mount's data is Vault's and survives every reload. Ctrl-C stops the dev
-// server and every plugin process it started, removes the work directory,
-// and exits 0.
+// server and every plugin process it started and removes the work
+// directory.
 //
 // The flags may come before or after PACKAGE:
 //
