@@ -31,9 +31,11 @@
 //
 // # Exit codes
 //
-//	0  served until the host stopped the plugin, or answered -version, -describe or -help
-//	1  a startup or serving failure, or the binary was run by a person rather than Vault
-//	2  a bad flag or an invalid option
+// serve.Run and dbserve.Run exit with [ExitCode] of what their Serve
+// returns: [ExitOK], [ExitFailure] or [ExitUsage]. This package holds
+// what both kinds of plugin share, so that neither package imports the
+// other: the exit codes, the errors they are decided by ([ErrUsage],
+// [ErrNoHost]) and the default timeouts.
 //
 // # Environment
 //

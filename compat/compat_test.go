@@ -5,10 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	version "github.com/hashicorp/go-version"
+
 	"github.com/plugkit/vaultplugin/compat"
 )
 
-func env(kv ...string) compat.LookupFunc {
+func env(kv ...string) func(string) (string, bool) {
 	m := map[string]string{}
 	for _, e := range kv {
 		k, v, _ := strings.Cut(e, "=")
@@ -17,97 +19,59 @@ func env(kv ...string) compat.LookupFunc {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func TestFromEnvVault121(t *testing.T) {
-	h := compat.FromEnv(env(
-		"VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue,
-		"VAULT_VERSION=1.21.0",
-		"VAULT_PLUGIN_AUTOMTLS_ENABLED=true",
-		"VAULT_PLUGIN_METADATA_MODE=false",
-		"PLUGIN_PROTOCOL_VERSIONS=3,4,5",
-		"PLUGIN_CLIENT_CERT=pem",
-	))
-	if len(h.Problems) != 0 {
-		t.Fatalf("problems: %v", h.Problems)
-	}
-	if !h.Started(compat.Backend) || h.Started(compat.Database) {
-		t.Errorf("Started: backend %v database %v", h.Started(compat.Backend), h.Started(compat.Database))
-	}
-	if h.Version.String() != "1.21.0" || !h.AutoMTLS || h.MetadataMode || h.Mlock || h.WrapToken || !h.ClientCert {
-		t.Errorf("host = %+v", h)
-	}
-	if fmt.Sprint(h.ProtocolVersions) != "[3 4 5]" {
-		t.Errorf("ProtocolVersions = %v", h.ProtocolVersions)
-	}
-	if got := h.String(); got != "Vault 1.21.0" {
-		t.Errorf("String = %q", got)
+const backendCookie = "VAULT_BACKEND_PLUGIN=6669da05-b1c8-4f49-97d9-c8e5bed98e20"
+
+func TestFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     []string
+		openBao bool
+		version string // "" for nil
+		str     string
+	}{
+		{"Vault", []string{backendCookie, "VAULT_VERSION=1.21.0"}, false, "1.21.0", "Vault 1.21.0"},
+		{"Vault Enterprise", []string{backendCookie, "VAULT_VERSION=1.19.5+ent"}, false, "1.19.5+ent", "Vault 1.19.5+ent"},
+		{"OpenBao", []string{backendCookie, "VAULT_VERSION=2.6.2", "BAO_VERSION=2.6.2"}, true, "2.6.2", "OpenBao 2.6.2"},
+		{"database host", []string{"VAULT_DATABASE_PLUGIN=926a0820-aea2-be28-51d6-83cdf00e8edb", "VAULT_VERSION=1.21.0"}, false, "1.21.0", "Vault 1.21.0"},
+		{"malformed version", []string{backendCookie, "VAULT_VERSION=garbage!"}, false, "", "Vault (version unknown)"},
+		{"no host", []string{"VAULT_VERSION=1.21.0"}, false, "1.21.0", "no host"},
+		{"nothing", nil, false, "", "no host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := compat.FromEnv(env(tc.env...))
+			if h.OpenBao != tc.openBao {
+				t.Errorf("OpenBao = %t, want %t", h.OpenBao, tc.openBao)
+			}
+			got := ""
+			if h.Version != nil {
+				got = h.Version.String()
+			}
+			if got != tc.version {
+				t.Errorf("Version = %q, want %q", got, tc.version)
+			}
+			if s := h.String(); s != tc.str {
+				t.Errorf("String = %q, want %q", s, tc.str)
+			}
+		})
 	}
 }
 
-func TestMalformedValuesAreReportedNotFatal(t *testing.T) {
-	h := compat.FromEnv(env(
-		"VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue,
-		"VAULT_VERSION=garbage!",
-		"VAULT_PLUGIN_AUTOMTLS_ENABLED=yes",
-		"VAULT_PLUGIN_MLOCK_ENABLED=please",
-		"PLUGIN_PROTOCOL_VERSIONS=5,x,-1",
-		"VAULT_UNWRAP_TOKEN=tok",
-	))
-	if len(h.Problems) != 5 {
-		t.Fatalf("want 5 problems (version, automtls, mlock, two protocol entries), got %d: %v", len(h.Problems), h.Problems)
-	}
-	for _, want := range []string{"VAULT_VERSION", "VAULT_PLUGIN_AUTOMTLS_ENABLED", "VAULT_PLUGIN_MLOCK_ENABLED", "PLUGIN_PROTOCOL_VERSIONS"} {
-		found := false
-		for _, p := range h.Problems {
-			found = found || strings.Contains(p.Error(), want)
-		}
-		if !found {
-			t.Errorf("no problem names %s: %v", want, h.Problems)
-		}
-	}
-	if h.Version != nil || h.Mlock || h.AutoMTLSSet {
-		t.Errorf("malformed values must not be used: %+v", h)
-	}
-	if got := h.String(); got != "Vault (version unknown)" {
-		t.Errorf("String = %q", got)
+func TestZeroValueIsNoHost(t *testing.T) {
+	if s := (compat.Host{}).String(); s != "no host" {
+		t.Errorf("String = %q", s)
 	}
 }
 
-func TestOpenBao(t *testing.T) {
-	h := compat.FromEnv(env("VAULT_VERSION=2.6.2", "BAO_VERSION=2.6.2", "VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue))
-	if !h.OpenBao || !h.Started(compat.Backend) || h.Version.String() != "2.6.2" {
-		t.Fatalf("host = %+v", h)
-	}
-	if got := h.String(); got != "OpenBao 2.6.2" {
-		t.Errorf("String = %q", got)
-	}
-	// A malformed BAO_VERSION is named as such, not as VAULT_VERSION.
-	h = compat.FromEnv(env("VAULT_VERSION=2.6.2", "BAO_VERSION=next", "VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue))
-	if h.Version != nil || len(h.Problems) != 1 || !strings.HasPrefix(h.Problems[0].Error(), "BAO_VERSION=") {
-		t.Errorf("host = %+v", h)
-	}
-}
-
-func TestNoHost(t *testing.T) {
-	h := compat.FromEnv(env("VAULT_VERSION=1.21.0"))
-	if h.Started(compat.Backend) || h.Started(compat.Database) || h.String() != "no host" {
-		t.Errorf("host = %+v (%s)", h, h)
-	}
-}
-
-// A plugin asks which host started it; serve logs the same at startup.
+// A backend that needs a feature of Vault 1.16 or later, and none of
+// OpenBao's.
 func ExampleFromEnv() {
-	lookup := func(key string) (string, bool) {
-		v, ok := map[string]string{
-			compat.EnvBackendCookie:  compat.BackendCookieValue,
-			compat.EnvVaultVersion:   "2.6.2",
-			compat.EnvOpenBaoVersion: "2.6.2",
-		}[key]
-		return v, ok
-	}
-	host := compat.FromEnv(lookup) // in a plugin: compat.FromEnv(os.LookupEnv)
+	lookup := env(backendCookie, "VAULT_VERSION=1.21.0")
+	host := compat.FromEnv(lookup) // os.LookupEnv in a plugin
 	fmt.Println(host)
-	fmt.Println("started as a backend plugin:", host.Started(compat.Backend))
+	if !host.OpenBao && host.Version != nil {
+		fmt.Println("1.16 or later:", host.Version.GreaterThanOrEqual(version.Must(version.NewVersion("1.16"))))
+	}
 	// Output:
-	// OpenBao 2.6.2
-	// started as a backend plugin: true
+	// Vault 1.21.0
+	// 1.16 or later: true
 }

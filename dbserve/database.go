@@ -14,9 +14,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"google.golang.org/grpc"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/metrics/dbmetrics"
 	"github.com/plugkit/vaultplugin/internal/server"
+	"github.com/plugkit/vaultplugin/logging"
 )
 
 // Run serves a database plugin and exits the process: it never returns.
@@ -25,16 +27,19 @@ import (
 //
 //	func main() { dbserve.Run(mydb.New) }
 //
-// The exit code is serve.ExitOK, serve.ExitFailure or serve.ExitUsage, as
-// serve.ExitCode describes.
+// The exit code is vaultplugin.ExitCode of what Serve would return:
+// [vaultplugin.ExitOK], [vaultplugin.ExitFailure] or [vaultplugin.ExitUsage].
 func Run(factory dbplugin.Factory, opts ...Option) {
-	// serve.ExitCode's mapping; dbserve does not import serve, which
-	// would link the backend SDK into every database plugin.
-	os.Exit(server.ExitCode(Serve(context.Background(), factory, opts...)))
+	os.Exit(vaultplugin.ExitCode(Serve(context.Background(), factory, opts...)))
 }
 
-// Serve does what Run does but returns instead of exiting, as serve.Serve
-// does for serve.Run.
+// Serve does what Run does but returns instead of exiting, for tests and
+// custom mains: nil once the host (or ctx) stopped the plugin or a
+// person's -version, -describe or -help was answered, and otherwise the
+// cause, wrapping [vaultplugin.ErrUsage] for a bad flag or option. Every
+// startup failure has already been reported when Serve returns: under a
+// host, an error record on stderr and a cause line on stdout, which
+// Vault's API error shows; for a person, one line on stderr.
 func Serve(ctx context.Context, factory dbplugin.Factory, opts ...Option) error {
 	c := server.NewConfig()
 	var problems []error
@@ -48,7 +53,7 @@ func Serve(ctx context.Context, factory dbplugin.Factory, opts ...Option) error 
 // databasePlugin serves a dbplugin.Factory.
 type databasePlugin struct{ factory dbplugin.Factory }
 
-func (databasePlugin) Kind() compat.Kind { return compat.Database }
+func (databasePlugin) Kind() hostenv.Kind { return hostenv.Database }
 
 func (d databasePlugin) Factory() any { return d.factory }
 
@@ -204,7 +209,7 @@ func scrub(err error, secrets ...string) error {
 	changed := false
 	for _, s := range secrets {
 		if s != "" && strings.Contains(msg, s) {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
+			msg = strings.ReplaceAll(msg, s, logging.Redacted)
 			changed = true
 		}
 	}

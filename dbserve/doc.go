@@ -4,9 +4,13 @@
 //
 //	func main() { dbserve.Run(mydb.New) }
 //
-// It behaves as package serve does for secrets engines and auth methods:
-// the same flags, logger, version reporting, exit codes (serve.ExitCode)
-// and stopping with the host. In addition:
+// Run parses Vault's plugin flags plus -version, -describe and -help;
+// builds the logger first, so its JSON records reach Vault; reports the
+// plugin's version to Vault; stops by itself, closing every connection,
+// on SIGTERM or when its host dies; and exits with a code that says what
+// happened ([vaultplugin.ExitCode]). Every startup failure is reported as
+// an error record on stderr, which Vault logs at ERROR, and one line on
+// stdout, which Vault's API error shows. In addition:
 //
 //   - the factory is called once before serving, so a factory that fails,
 //     panics or returns something that is not a dbplugin.Database is a
@@ -23,6 +27,9 @@
 // always use AutoMTLS: there is no legacy TLS path, and so no unwrap
 // timeout to set.
 //
-// The package is apart from serve so that a secrets engine's binary does
-// not link the database SDK, nor a database plugin's the backend SDK.
+// Secrets engines and auth methods are served by another package of this
+// module, so that a secrets engine's binary does not link the database
+// SDK, nor a database plugin's the backend SDK. The operator's variables
+// (log level, debugger wait, metrics endpoint) are the module's,
+// [github.com/plugkit/vaultplugin] lists them, and -help prints them.
 package dbserve

@@ -6,8 +6,8 @@ import (
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/dbserve"
-	"github.com/plugkit/vaultplugin/serve"
 )
 
 // New is a database plugin's factory, with the SDK's dbplugin.Factory
@@ -29,7 +29,7 @@ func ExampleServe() {
 	fmt.Println("error:", err)
 
 	err = dbserve.Serve(context.Background(), New, dbserve.WithShutdownTimeout(0), dbserve.WithArgs("-version"))
-	fmt.Println("exit code:", serve.ExitCode(err))
+	fmt.Println("exit code:", vaultplugin.ExitCode(err))
 	// Output:
 	// v0.3.0
 	// error: <nil>

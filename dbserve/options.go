@@ -9,12 +9,11 @@ import (
 	"github.com/plugkit/vaultplugin/internal/server"
 )
 
-// Option configures Run and Serve. It is its own type, not serve.Option,
-// so that an option that makes no sense for a database plugin (the legacy
-// TLS path's WithUnwrapTimeout) does not compile. Each option here means
-// what serve's option of the same name means; every invalid one is
-// reported at once, and makes Serve return an error wrapping
-// serve.ErrUsage (Run exits 2).
+// Option configures Run and Serve. Options are validated when applied;
+// every invalid one is reported at once, and makes Serve return an error
+// wrapping [vaultplugin.ErrUsage] (Run exits 2). It is a type of this
+// package's own, so that an option that makes no sense for a database
+// plugin (the legacy TLS path's unwrap timeout) does not compile.
 type Option interface {
 	apply(*server.Config) error
 }
@@ -23,8 +22,15 @@ type option func(*server.Config) error
 
 func (o option) apply(c *server.Config) error { return o(c) }
 
-// WithVersion sets the version the plugin reports to Vault, as
-// serve.WithVersion does.
+// WithVersion sets the version the plugin reports to Vault, so that
+// `vault plugin register -version=v` matches it. v must be a semantic
+// version ("1.2.3", "v1.2.3-rc.1"); it is reported the way Vault normalises
+// -version: "v" followed by the canonical semver.
+//
+// Without it the version is, in order: the one the database reports itself
+// (logical.PluginVersioner); the main module's version from the build info;
+// and, when the main module has none or only an untagged pseudo-version,
+// the version of the module that defines the factory.
 func WithVersion(v string) Option {
 	return option(func(c *server.Config) error { return c.SetVersion(v) })
 }
@@ -39,18 +45,22 @@ func WithoutMultiplexing() Option {
 	})
 }
 
-// WithFlags lets the author define flags of their own, as
-// serve.WithFlags does. Defining a flag twice (one the library owns, or
-// one another WithFlags defines) is an invalid option, reported with the
-// others; define is called once to check that when the options are
-// applied, and again when the command line is parsed, so it should do
-// nothing but define flags.
+// WithFlags lets the author define flags of their own on the plugin's flag
+// set, next to Vault's; operators pass them with
+// `vault plugin register -args`. The flags are parsed before the factory
+// runs, so the factory can read them. Defining a flag twice (one the
+// library owns, or one another WithFlags defines) is an invalid option,
+// reported with the others, not a panic. To check that, define is called
+// once on a flag set of its own when the options are applied, and again
+// when the command line is parsed: it should do nothing but define flags.
 func WithFlags(define func(fs *flag.FlagSet)) Option {
 	return option(func(c *server.Config) error { return c.AddFlags(define) })
 }
 
-// WithLogger replaces the plugin's logger, as serve.WithLogger does. Vault
-// hands database plugins no logger of their own, so this one is theirs.
+// WithLogger replaces the plugin's logger. It must write JSON to the
+// process's original stderr for Vault to show its records at their level;
+// logging.New builds such a logger. Vault hands database plugins no logger
+// of their own, so this one is theirs.
 func WithLogger(l hclog.Logger) Option {
 	return option(func(c *server.Config) error { return c.SetLogger(l) })
 }
@@ -62,7 +72,7 @@ func WithArgs(args ...string) Option {
 }
 
 // WithShutdownTimeout bounds a graceful stop, waiting for requests in
-// flight and then each connection's Close (serve.DefaultShutdownTimeout
+// flight and then each connection's Close ([vaultplugin.DefaultShutdownTimeout]
 // when not given). d must be positive.
 func WithShutdownTimeout(d time.Duration) Option {
 	return option(func(c *server.Config) error { return c.SetShutdownTimeout(d) })

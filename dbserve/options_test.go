@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/dbserve"
 )
 
@@ -23,8 +24,8 @@ func TestOptionConflictsReportedAtOnce(t *testing.T) {
 		{greeting, caCert, badVersion, greeting},
 	} {
 		err := dbserve.Serve(context.Background(), factory, opts...)
-		if err == nil {
-			t.Fatal("Serve = nil, want the options' error")
+		if !errors.Is(err, vaultplugin.ErrUsage) {
+			t.Fatalf("Serve = %v, want a usage error", err)
 		}
 		for _, want := range []string{`WithVersion("bad")`, "flag redefined: ca-cert", "flag redefined: greeting"} {
 			if !strings.Contains(err.Error(), want) {

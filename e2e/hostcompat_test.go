@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/server"
 )
 
@@ -40,15 +40,15 @@ var goPluginOnly = map[string]string{
 
 // compatNames are the variables package compat reads.
 var compatNames = []string{
-	compat.EnvBackendCookie, compat.EnvDatabaseCookie, compat.EnvVaultVersion, compat.EnvAutoMTLS,
-	compat.EnvMetadataMode, compat.EnvMlock, compat.EnvUnwrapToken, compat.EnvProtocolVersions,
-	compat.EnvClientCert, compat.EnvOpenBaoVersion,
+	hostenv.EnvBackendCookie, hostenv.EnvDatabaseCookie, hostenv.EnvVaultVersion, hostenv.EnvAutoMTLS,
+	hostenv.EnvMetadataMode, hostenv.EnvMlock, hostenv.EnvUnwrapToken, hostenv.EnvProtocolVersions,
+	hostenv.EnvClientCert, hostenv.EnvOpenBaoVersion,
 }
 
 // TestCompatOnHost checks package compat against each real host. The
 // probe plugin records what the host really sets when it starts the
 // plugin, at `vault plugin register -version` and for a mount; the test
-// reads that environment with compat.FromEnv, decides the serving plan
+// reads that environment with hostenv.FromEnv, decides the serving plan
 // as serve does (internal/server.NewPlan), and compares both with what
 // the host is and does: its version, OpenBao or not, AutoMTLS, whether
 // two mounts share one process (multiplexing), and metadata mode at
@@ -89,25 +89,25 @@ func TestCompatOnHost(t *testing.T) {
 				}
 				starts++
 				lookup := func(k string) (string, bool) { v, ok := r.Env[k]; return v, ok }
-				got := compat.FromEnv(lookup)
-				plan := server.NewPlan(got, compat.Backend, true)
-				t.Logf("%s: pid %d: compat.FromEnv: %s, AutoMTLS=%t (set %t) MetadataMode=%t Mlock=%t WrapToken=%t ClientCert=%t ProtocolVersions=%v Problems=%v; plan: TLSProvider=%t Multiplex=%t Reasons=%q",
+				got := hostenv.FromEnv(lookup)
+				plan := server.NewPlan(got, hostenv.Backend, true)
+				t.Logf("%s: pid %d: hostenv.FromEnv: %s, AutoMTLS=%t (set %t) MetadataMode=%t Mlock=%t WrapToken=%t ClientCert=%t ProtocolVersions=%v Problems=%v; plan: TLSProvider=%t Multiplex=%t Reasons=%q",
 					when, r.PID, got, got.AutoMTLS, got.AutoMTLSSet, got.MetadataMode, got.Mlock, got.WrapToken, got.ClientCert, got.ProtocolVersions, got.Problems, plan.TLSProvider, plan.Multiplex, plan.Reasons)
 				if len(got.Problems) > 0 {
 					t.Errorf("%s: compat found problems in what %s set: %v", when, h.name(), got.Problems)
 				}
-				if !got.Started(compat.Backend) {
-					t.Errorf("%s: compat does not see a backend host (cookie %s=%q)", when, compat.EnvBackendCookie, r.Env[compat.EnvBackendCookie])
+				if !got.Started(hostenv.Backend) {
+					t.Errorf("%s: compat does not see a backend host (cookie %s=%q)", when, hostenv.EnvBackendCookie, r.Env[hostenv.EnvBackendCookie])
 				}
 				if got.OpenBao != h.openBao() {
 					t.Errorf("%s: compat says OpenBao=%t on %s", when, got.OpenBao, h.name())
 				}
 				if got.Version == nil || got.Version.String() != h.actual {
 					t.Errorf("%s: compat reads the host's version as %v (%s=%q, %s=%q); the host is %s",
-						when, got.Version, compat.EnvVaultVersion, r.Env[compat.EnvVaultVersion], compat.EnvOpenBaoVersion, r.Env[compat.EnvOpenBaoVersion], h.name())
+						when, got.Version, hostenv.EnvVaultVersion, r.Env[hostenv.EnvVaultVersion], hostenv.EnvOpenBaoVersion, r.Env[hostenv.EnvOpenBaoVersion], h.name())
 				}
 				if got.MetadataMode != wantMetadata {
-					t.Errorf("%s: %s=%q, want %t", when, compat.EnvMetadataMode, r.Env[compat.EnvMetadataMode], wantMetadata)
+					t.Errorf("%s: %s=%q, want %t", when, hostenv.EnvMetadataMode, r.Env[hostenv.EnvMetadataMode], wantMetadata)
 				}
 				// Every host here has AutoMTLS for backends (compat's table:
 				// since 1.12; OpenBao forked later): the plan must not take
@@ -115,7 +115,7 @@ func TestCompatOnHost(t *testing.T) {
 				// needs and no wrapping token.
 				if plan.TLSProvider || got.WrapToken || !got.AutoMTLSSet || !got.AutoMTLS || !got.ClientCert {
 					t.Errorf("%s: AutoMTLS: %s=%q, client certificate %t, wrapping token %t; plan.TLSProvider=%t",
-						when, compat.EnvAutoMTLS, r.Env[compat.EnvAutoMTLS], got.ClientCert, got.WrapToken, plan.TLSProvider)
+						when, hostenv.EnvAutoMTLS, r.Env[hostenv.EnvAutoMTLS], got.ClientCert, got.WrapToken, plan.TLSProvider)
 				}
 				// ... and multiplexing: the plan has no reason to warn.
 				if len(plan.Reasons) > 0 {
@@ -147,7 +147,7 @@ func TestCompatOnHost(t *testing.T) {
 				}
 				sort.Strings(set)
 				if starts == 1 {
-					facts = append(facts, fmt.Sprintf("%s: metadata mode %s, protocols %s", when, r.Env[compat.EnvMetadataMode], r.Env[compat.EnvProtocolVersions]))
+					facts = append(facts, fmt.Sprintf("%s: metadata mode %s, protocols %s", when, r.Env[hostenv.EnvMetadataMode], r.Env[hostenv.EnvProtocolVersions]))
 					if s := strings.Join(set, " "); !slices.Contains(sets, s) {
 						sets = append(sets, s)
 					}

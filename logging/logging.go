@@ -61,7 +61,7 @@ type Options struct {
 	// in a record is replaced by Redacted. Empty strings are ignored.
 	Redact []string
 	// Lookup reads the environment; nil means os.LookupEnv.
-	Lookup func(string) (string, bool)
+	Lookup func(key string) (string, bool)
 	// DisableTime drops the time stamp, for stable output in examples and
 	// tests; a served plugin keeps it.
 	DisableTime bool
@@ -102,7 +102,7 @@ func New(opts *Options) hclog.Logger {
 // LevelFromEnv returns the level LevelEnv asks for, DefaultLevel when it is
 // unset, and DefaultLevel with an error naming the value when it is not a
 // level. lookup nil means os.LookupEnv.
-func LevelFromEnv(lookup func(string) (string, bool)) (hclog.Level, error) {
+func LevelFromEnv(lookup func(key string) (string, bool)) (hclog.Level, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}

@@ -13,14 +13,14 @@ import (
 	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
 	"google.golang.org/grpc"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/server"
 )
 
 // backendPlugin serves a logical.Factory: secrets engines and auth methods.
 type backendPlugin struct{ factory logical.Factory }
 
-func (backendPlugin) Kind() compat.Kind { return compat.Backend }
+func (backendPlugin) Kind() hostenv.Kind { return hostenv.Backend }
 
 func (b backendPlugin) Factory() any { return b.factory }
 

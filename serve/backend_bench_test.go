@@ -87,11 +87,3 @@ func BenchmarkOptions(b *testing.B) {
 		}
 	}
 }
-
-// serve documents the defaults with their values; the serving core applies
-// its own copies.
-func TestDefaultsAgree(t *testing.T) {
-	if DefaultUnwrapTimeout != server.DefaultUnwrapTimeout || DefaultShutdownTimeout != server.DefaultShutdownTimeout {
-		t.Errorf("serve's defaults (%s, %s) differ from the core's (%s, %s)", DefaultUnwrapTimeout, DefaultShutdownTimeout, server.DefaultUnwrapTimeout, server.DefaultShutdownTimeout)
-	}
-}

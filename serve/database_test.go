@@ -9,7 +9,7 @@ import (
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
@@ -17,7 +17,7 @@ const testDB = "./internal/testdb"
 
 func dbHostEnv(extra ...string) []string {
 	return append([]string{
-		compat.EnvDatabaseCookie + "=" + compat.DatabaseCookieValue,
+		hostenv.EnvDatabaseCookie + "=" + hostenv.DatabaseCookieValue,
 		"VAULT_VERSION=1.21.0",
 		"VAULT_PLUGIN_AUTOMTLS_ENABLED=true",
 		"PLUGIN_PROTOCOL_VERSIONS=5,6",

@@ -8,11 +8,8 @@
 // and -help; builds the logger first, so its JSON records reach Vault;
 // unwraps the TLS certificate on the legacy path under a deadline; serves
 // multiplexed unless WithoutMultiplexing is given; reports the plugin's
-// version to Vault; and exits with a code that says what happened:
-//
-//	0  served until the host stopped the plugin, or answered -version, -describe or -help
-//	1  a startup or serving failure, or the binary was run by a person rather than Vault
-//	2  a bad flag or an invalid option
+// version to Vault; and exits with a code that says what happened
+// ([vaultplugin.ExitCode]).
 //
 // Every startup failure is reported three ways: an error record with a hint
 // on stderr (Vault logs it at ERROR under the plugin's name), one plain line
@@ -54,6 +51,6 @@
 //	multiplexing    whether it offers one process for many mounts
 //
 // Serve does the same work as Run and returns an error instead of
-// exiting, for tests and custom mains; ExitCode maps that error to Run's
-// exit code.
+// exiting, for tests and custom mains; [vaultplugin.ExitCode] maps that
+// error to Run's exit code.
 package serve

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/serve"
 )
 
@@ -34,7 +35,7 @@ func ExampleServe() {
 		serve.WithVersion("1.4.0"),
 		serve.WithArgs("-version"),
 	)
-	fmt.Println("error:", err, "exit code:", serve.ExitCode(err))
+	fmt.Println("error:", err, "exit code:", vaultplugin.ExitCode(err))
 	// Output:
 	// v1.4.0
 	// error: <nil> exit code: 0
@@ -47,7 +48,7 @@ func ExampleWithVersion() {
 	fmt.Println(err)
 
 	err = serve.Serve(context.Background(), Factory, serve.WithVersion("one.two"), serve.WithArgs("-version"))
-	fmt.Println(errors.Is(err, serve.ErrUsage), serve.ExitCode(err))
+	fmt.Println(errors.Is(err, vaultplugin.ErrUsage), vaultplugin.ExitCode(err))
 	// Output:
 	// v1.2.3-rc.1
 	// <nil>

@@ -22,7 +22,7 @@ import (
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/plugkit/vaultplugin/serve"
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
@@ -253,8 +253,8 @@ func TestUnwrapDeadline(t *testing.T) {
 		tok := wrapToken(t, addr)
 		r := run(t, bin, unwrapHost(tok))
 		assertStartupFailure(t, r, 1, "unwrapping the TLS certificate from Vault at "+addr)
-		if r.took > serve.DefaultUnwrapTimeout+4*time.Second {
-			t.Errorf("took %s, want under DefaultUnwrapTimeout (%s)", r.took, serve.DefaultUnwrapTimeout)
+		if r.took > vaultplugin.DefaultUnwrapTimeout+4*time.Second {
+			t.Errorf("took %s, want under DefaultUnwrapTimeout (%s)", r.took, vaultplugin.DefaultUnwrapTimeout)
 		}
 		t.Logf("exit %d after %s: %s", r.code, r.took.Round(time.Millisecond), strings.TrimSpace(r.stdout))
 		if !strings.Contains(r.stdout, "connect: connection refused") {

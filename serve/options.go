@@ -9,22 +9,9 @@ import (
 	"github.com/plugkit/vaultplugin/internal/server"
 )
 
-// DefaultUnwrapTimeout bounds the legacy TLS path's call to Vault's
-// sys/wrapping/unwrap. The Vault API client's own defaults (a 60 s timeout,
-// two retries) add up to more than go-plugin's one-minute start timeout on
-// the host, so an unreachable api_addr would surface as a bare host time-out
-// instead of our error. Ten seconds is ample for one loopback or LAN call.
-const DefaultUnwrapTimeout = 10 * time.Second
-
-// DefaultShutdownTimeout bounds how long a plugin asked to stop (SIGTERM,
-// its host gone, or Serve's context done) waits for in-flight requests and
-// backend Cleanup before it stops serving regardless. It is well under the
-// ten seconds most supervisors wait between SIGTERM and SIGKILL.
-const DefaultShutdownTimeout = 5 * time.Second
-
 // Option configures Run and Serve. Options are validated when applied;
 // every invalid one is reported at once, and makes Serve return an error
-// wrapping ErrUsage (Run exits 2). It is an interface so that options can
+// wrapping [vaultplugin.ErrUsage] (Run exits 2). It is an interface so that options can
 // grow without breaking callers; only this package implements it.
 type Option interface {
 	apply(*server.Config) error
@@ -86,13 +73,13 @@ func WithArgs(args ...string) Option {
 }
 
 // WithUnwrapTimeout bounds the legacy TLS path's unwrap call to Vault
-// (DefaultUnwrapTimeout when not given). d must be positive. Database
+// ([vaultplugin.DefaultUnwrapTimeout] when not given). d must be positive. Database
 // plugins never take that path, so dbserve has no such option.
 func WithUnwrapTimeout(d time.Duration) Option {
 	return option(func(c *server.Config) error { return c.SetUnwrapTimeout(d) })
 }
 
-// WithShutdownTimeout bounds a graceful stop (DefaultShutdownTimeout when
+// WithShutdownTimeout bounds a graceful stop ([vaultplugin.DefaultShutdownTimeout] when
 // not given). d must be positive.
 func WithShutdownTimeout(d time.Duration) Option {
 	return option(func(c *server.Config) error { return c.SetShutdownTimeout(d) })

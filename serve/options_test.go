@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/serve"
 )
 
@@ -27,7 +28,7 @@ func TestOptionConflictsReportedAtOnce(t *testing.T) {
 		{greeting, caCert, badVersion, greeting},
 	} {
 		err := serve.Serve(context.Background(), factory, opts...)
-		if !errors.Is(err, serve.ErrUsage) {
+		if !errors.Is(err, vaultplugin.ErrUsage) {
 			t.Fatalf("Serve = %v, want a usage error", err)
 		}
 		for _, want := range []string{`WithVersion("bad")`, "flag redefined: ca-cert", "flag redefined: greeting"} {

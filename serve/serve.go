@@ -7,40 +7,17 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/internal/server"
 )
-
-// ErrUsage is wrapped by every error a plugin author or operator causes
-// with the command line or the options: Run exits 2 for it. dbserve's
-// errors wrap the same value.
-var ErrUsage = server.ErrUsage
-
-// ErrNoHost is returned when no host started the process: the handshake
-// cookie is missing because a person ran the binary. Run exits 1 for it,
-// after printing how to register the plugin.
-var ErrNoHost = server.ErrNoHost
-
-// Exit codes of Run, also returned by ExitCode.
-const (
-	// ExitOK: served until the host stopped the plugin, or answered
-	// -version, -describe or -help.
-	ExitOK = 0
-	// ExitFailure: a startup or serving failure, or run by a person.
-	ExitFailure = 1
-	// ExitUsage: a bad flag or an invalid option.
-	ExitUsage = 2
-)
-
-// ExitCode maps an error returned by Serve (or dbserve.Serve) to Run's
-// exit code.
-func ExitCode(err error) int { return server.ExitCode(err) }
 
 // Run serves factory as a secrets engine or auth method plugin and exits the
 // process: it never returns. It is the whole main of a plugin:
 //
 //	func main() { serve.Run(backend.Factory) }
 //
-// The exit code is ExitOK, ExitFailure or ExitUsage, as ExitCode describes.
+// The exit code is vaultplugin.ExitCode of what Serve would return:
+// [vaultplugin.ExitOK], [vaultplugin.ExitFailure] or [vaultplugin.ExitUsage].
 //
 // Run calls factory once outside of any host, with an empty
 // configuration, in-memory storage and a null logger, when it needs the
@@ -52,7 +29,7 @@ func ExitCode(err error) int { return server.ExitCode(err) }
 // backend's InitializeFunc or on the first request, where the mount's
 // configuration and a deadline are at hand.
 func Run(factory logical.Factory, opts ...Option) {
-	os.Exit(ExitCode(Serve(context.Background(), factory, opts...)))
+	os.Exit(vaultplugin.ExitCode(Serve(context.Background(), factory, opts...)))
 }
 
 // Serve does what Run does but returns instead of exiting: nil once the

@@ -24,7 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
@@ -41,7 +41,7 @@ type result struct {
 // AutoMTLS, without the certificate go-plugin adds.
 func hostEnv(extra ...string) []string {
 	return append([]string{
-		compat.EnvBackendCookie + "=" + compat.BackendCookieValue,
+		hostenv.EnvBackendCookie + "=" + hostenv.BackendCookieValue,
 		"VAULT_VERSION=1.21.0",
 		"VAULT_PLUGIN_AUTOMTLS_ENABLED=true",
 		"VAULT_PLUGIN_METADATA_MODE=false",

@@ -123,6 +123,13 @@ type result struct {
 // vaultplugin runs the command with args.
 func vaultplugin(t *testing.T, args ...string) result {
 	t.Helper()
+	return vaultpluginWith(t, nil, args...)
+}
+
+// vaultpluginWith runs the command with args after setup, if any, has
+// changed how it is run (its environment, its user).
+func vaultpluginWith(t *testing.T, setup func(*exec.Cmd), args ...string) result {
+	t.Helper()
 	bin, err := vaultpluginBin()
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +137,9 @@ func vaultplugin(t *testing.T, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if setup != nil {
+		setup(cmd)
+	}
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/check"
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 )
 
 // line is one check's line of the text report: its mark, its detail and,
@@ -122,7 +123,7 @@ func TestServeRunPasses(t *testing.T) {
 		t.Run(c.plugin, func(t *testing.T) {
 			t.Parallel()
 			r := vaultplugin(t, "check", plugin(t, c.plugin))
-			if r.code != check.ExitPass {
+			if r.code != cli.ExitOK {
 				t.Errorf("exit %d, want 0; stderr: %s", r.code, r.stderr)
 			}
 			want := passing()
@@ -146,7 +147,7 @@ func TestServeRunPasses(t *testing.T) {
 func TestBareSDK(t *testing.T) {
 	t.Parallel()
 	r := vaultplugin(t, "check", plugin(t, "bare"))
-	if r.code != check.ExitFail {
+	if r.code != cli.ExitFailed {
 		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
 	}
 	want := passing()
@@ -232,7 +233,7 @@ func TestBrokenPlugins(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			r := vaultplugin(t, "check", c.build(t))
-			if r.code != check.ExitFail {
+			if r.code != cli.ExitFailed {
 				t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
 			}
 			assertLines(t, r.stdout, c.want)
@@ -286,7 +287,7 @@ func TestJSONReport(t *testing.T) {
 	t.Parallel()
 	bin := plugin(t, "nomux")
 	r := vaultplugin(t, "check", bin, "-json")
-	if r.code != check.ExitFail {
+	if r.code != cli.ExitFailed {
 		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
 	}
 	var rep struct {
@@ -352,7 +353,7 @@ func TestOperatorSettings(t *testing.T) {
 			t.Parallel()
 			args := append(append([]string{"check"}, c.args...), plugin(t, "vault-plugin-secrets-example"))
 			r := vaultplugin(t, args...)
-			if r.code != check.ExitFail {
+			if r.code != cli.ExitFailed {
 				t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
 			}
 			assertLines(t, r.stdout, map[string]expect{

@@ -14,8 +14,9 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/internal/filehash"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/proctext"
 )
 
@@ -158,7 +159,7 @@ func (s *server) what(typ string) string {
 	if w := typeNames[typ]; w != "" {
 		return w
 	}
-	if s.plugin.Kind() == compat.Database {
+	if s.plugin.Kind() == hostenv.Database {
 		return "database"
 	}
 	return "secrets engine or auth method"
@@ -176,7 +177,27 @@ func (s *server) printHelp(ctx context.Context, fs *flag.FlagSet) {
 	for _, v := range OperatorEnv() {
 		fmt.Fprintf(w, "  %s\t%s\n", v.Name, v.Help)
 	}
-	fmt.Fprintf(w, "\nExit codes: 0 served until stopped, or answered a flag like this one; 1 startup or serving failure, or run without Vault; 2 bad flag or invalid option.\n")
+	fmt.Fprintf(w, "\nExit codes:\n")
+	for _, e := range ExitCodes() {
+		fmt.Fprintf(w, "  %d  %s\n", e.Code, e.Meaning)
+	}
+}
+
+// ExitCodeMeaning is what one of Run's exit codes tells.
+type ExitCodeMeaning struct {
+	Code    int
+	Meaning string
+}
+
+// ExitCodes is the one text of Run's exit codes: -help prints it, and a
+// test checks that the exit constants' documentation in package
+// vaultplugin says the same, word for word.
+func ExitCodes() []ExitCodeMeaning {
+	return []ExitCodeMeaning{
+		{vaultplugin.ExitOK, "the plugin served until the host stopped it, or answered -version, -describe or -help"},
+		{vaultplugin.ExitFailure, "a startup or serving failure, or the binary was run by a person rather than a host"},
+		{vaultplugin.ExitUsage, "a bad flag or an invalid option"},
+	}
 }
 
 // description is what -describe prints, as JSON. Its fields are a stable

@@ -14,7 +14,8 @@ import (
 	version "github.com/hashicorp/go-version"
 	"google.golang.org/grpc"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/logging"
 )
 
@@ -69,7 +70,7 @@ func FuzzCommandLine(f *testing.F) {
 		var stdout, stderr bytes.Buffer
 		env := map[string]string{}
 		if hosted {
-			env[compat.EnvBackendCookie] = compat.BackendCookieValue
+			env[hostenv.EnvBackendCookie] = hostenv.BackendCookieValue
 		}
 		lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 		c := NewConfig()
@@ -87,12 +88,12 @@ func FuzzCommandLine(f *testing.F) {
 		})); err != nil {
 			t.Fatal(err)
 		}
-		s := &server{Config: c, plugin: fakePlugin{}, host: compat.FromEnv(lookup)}
+		s := &server{Config: c, plugin: fakePlugin{}, host: hostenv.FromEnv(lookup)}
 		done, err := s.parseFlags(context.Background())
 
 		switch {
 		case err != nil:
-			if !errors.Is(err, ErrUsage) {
+			if !errors.Is(err, vaultplugin.ErrUsage) {
 				t.Fatalf("rejection %q does not wrap ErrUsage", err)
 			}
 			if done {
@@ -135,8 +136,8 @@ func assertOneLine(t *testing.T, name, s string) {
 // what happens before serving.
 type fakePlugin struct{}
 
-func (fakePlugin) Kind() compat.Kind { return compat.Backend }
-func (fakePlugin) Factory() any      { return nil }
+func (fakePlugin) Kind() hostenv.Kind { return hostenv.Backend }
+func (fakePlugin) Factory() any       { return nil }
 func (fakePlugin) Type(context.Context) string {
 	return "secret"
 }

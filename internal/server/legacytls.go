@@ -14,7 +14,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
+	"github.com/plugkit/vaultplugin/logging"
 )
 
 // tlsProvider is the legacy TLS path: unwrap the server certificate Vault
@@ -25,11 +26,11 @@ import (
 func (s *server) tlsProvider(w *startupWatch) func() (*tls.Config, error) {
 	tlsCfg := s.flags.apiTLSConfig()
 	return func() (*tls.Config, error) {
-		token, _ := s.Lookup(compat.EnvUnwrapToken)
+		token, _ := s.Lookup(hostenv.EnvUnwrapToken)
 		addr, claimErr := unwrapAddr(token)
 		if claimErr != nil {
-			err := fmt.Errorf("reading the wrapping token in %s: %w", compat.EnvUnwrapToken, claimErr)
-			w.record(err, "the host did not pass a valid wrapping token; it must set "+compat.EnvAutoMTLS+"=true or pass the token Vault generates")
+			err := fmt.Errorf("reading the wrapping token in %s: %w", hostenv.EnvUnwrapToken, claimErr)
+			w.record(err, "the host did not pass a valid wrapping token; it must set "+hostenv.EnvAutoMTLS+"=true or pass the token Vault generates")
 			return nil, err
 		}
 		if err := s.flags.checkFiles(); err != nil {
@@ -48,7 +49,7 @@ func (s *server) tlsProvider(w *startupWatch) func() (*tls.Config, error) {
 		start := time.Now()
 		cfg, err := provider()
 		if err != nil {
-			msg := strings.ReplaceAll(err.Error(), token, "[redacted]")
+			msg := strings.ReplaceAll(err.Error(), token, logging.Redacted)
 			if ctx.Err() != nil {
 				msg = fmt.Sprintf("no answer within %s: %s", s.UnwrapTimeout, msg)
 			}

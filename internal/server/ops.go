@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/loopback"
 	"github.com/plugkit/vaultplugin/logging"
 )
@@ -86,7 +86,7 @@ const socketPrefix = "unix:"
 // readOps reads the operator switches through lookup. A malformed value
 // is an error naming the variable: the operator asked for something and
 // must learn that they did not get it.
-func readOps(ctx context.Context, lookup compat.LookupFunc) (opsSettings, error) {
+func readOps(ctx context.Context, lookup hostenv.LookupFunc) (opsSettings, error) {
 	var s opsSettings
 	if v, _ := lookup(envDebugWait); v != "" {
 		d, err := parseDebugWait(v)
@@ -111,7 +111,7 @@ func readOps(ctx context.Context, lookup compat.LookupFunc) (opsSettings, error)
 // anything is created, because a refusal is the operator's setting to fix
 // (opsHint), while Serve gives a failure of startEndpoint the hint for a busy
 // port.
-func httpAddr(ctx context.Context, v string, lookup compat.LookupFunc) (string, error) {
+func httpAddr(ctx context.Context, v string, lookup hostenv.LookupFunc) (string, error) {
 	hostDir, _ := lookup(loopback.SocketDirEnv)
 	path, ok, err := loopback.SocketPath(v, hostDir)
 	if !ok {

@@ -14,43 +14,17 @@ import (
 	"github.com/hashicorp/go-multierror"
 	version "github.com/hashicorp/go-version"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 )
 
-// ErrUsage is wrapped by every error a plugin author or operator causes
-// with the command line or the options. serve re-exports it.
-var ErrUsage = errors.New("usage error")
-
-// ErrNoHost is returned when no host started the process. serve
-// re-exports it.
-var ErrNoHost = errors.New("not started by Vault: this binary is a Vault plugin")
-
-// ExitCode maps an error from Serve to the process's exit code: 0 for
-// nil, 2 for a usage error, 1 otherwise. serve.ExitCode documents it.
-func ExitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, ErrUsage):
-		return 2
-	default:
-		return 1
-	}
-}
-
-// usageError marks err as ErrUsage without changing its message.
+// usageError marks err as vaultplugin.ErrUsage without changing its
+// message.
 type usageError struct{ err error }
 
 func (e usageError) Error() string        { return e.err.Error() }
 func (e usageError) Unwrap() error        { return e.err }
-func (e usageError) Is(target error) bool { return target == ErrUsage }
-
-// DefaultUnwrapTimeout is serve.DefaultUnwrapTimeout, which documents it;
-// serve's tests check that the two agree.
-const DefaultUnwrapTimeout = 10 * time.Second
-
-// DefaultShutdownTimeout is serve.DefaultShutdownTimeout, likewise.
-const DefaultShutdownTimeout = 5 * time.Second
+func (e usageError) Is(target error) bool { return target == vaultplugin.ErrUsage }
 
 // Config is everything the options decide. The public packages' options
 // set it through the Set methods, which validate.
@@ -65,7 +39,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// Where the process meets the world; tests replace them.
-	Lookup         compat.LookupFunc
+	Lookup         hostenv.LookupFunc
 	Stdout, Stderr io.Writer
 }
 
@@ -74,8 +48,8 @@ func NewConfig() *Config {
 	return &Config{
 		Name:            filepath.Base(os.Args[0]),
 		Multiplex:       true,
-		UnwrapTimeout:   DefaultUnwrapTimeout,
-		ShutdownTimeout: DefaultShutdownTimeout,
+		UnwrapTimeout:   vaultplugin.DefaultUnwrapTimeout,
+		ShutdownTimeout: vaultplugin.DefaultShutdownTimeout,
 		Lookup:          os.LookupEnv,
 		// Captured now: after the handshake go-plugin replaces os.Stdout
 		// and os.Stderr with pipes the host discards.

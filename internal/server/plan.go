@@ -3,7 +3,7 @@ package server
 import (
 	"fmt"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 )
 
 // The serving policy: what to offer a host, given what it told the plugin.
@@ -58,9 +58,9 @@ var since = map[Feature][2][2]int{
 // known is false when the host's version is unknown (unset or malformed);
 // supported then says true, because every capability here is negotiated
 // by the host, so offering it to a host that lacks it is harmless.
-func supports(h compat.Host, f Feature, k compat.Kind) (supported, known bool) {
+func supports(h hostenv.Host, f Feature, k hostenv.Kind) (supported, known bool) {
 	min, ok := since[f]
-	if !ok || k < compat.Backend || k > compat.Database {
+	if !ok || k < hostenv.Backend || k > hostenv.Database {
 		return false, true
 	}
 	if h.Version == nil {
@@ -90,7 +90,7 @@ type Plan struct {
 
 // NewPlan decides how to serve a plugin of kind k on this host; multiplex is
 // the author's choice (false for a backend that keeps process-global state).
-func NewPlan(h compat.Host, k compat.Kind, multiplex bool) Plan {
+func NewPlan(h hostenv.Host, k hostenv.Kind, multiplex bool) Plan {
 	p := Plan{Multiplex: multiplex, Mlock: h.Mlock}
 	if multiplex {
 		if ok, known := supports(h, FeatureMultiplexing, k); known && !ok {
@@ -100,7 +100,7 @@ func NewPlan(h compat.Host, k compat.Kind, multiplex bool) Plan {
 		}
 	}
 	switch {
-	case k == compat.Database:
+	case k == hostenv.Database:
 		// dbplugin has no TLS provider: database plugins are AutoMTLS only.
 	case h.MetadataMode:
 		// The SDK's provider returns nil in metadata mode: the host does
@@ -110,7 +110,7 @@ func NewPlan(h compat.Host, k compat.Kind, multiplex bool) Plan {
 	case h.WrapToken:
 		// No valid AutoMTLS setting, but a token: a host on the legacy path.
 		p.TLSProvider = true
-		p.Reasons = append(p.Reasons, "no valid "+compat.EnvAutoMTLS+", but a wrapping token is present: using the legacy TLS path")
+		p.Reasons = append(p.Reasons, "no valid "+hostenv.EnvAutoMTLS+", but a wrapping token is present: using the legacy TLS path")
 	default:
 		// No setting and no token: go-plugin negotiates AutoMTLS if the
 		// host sent a client certificate, or serves without TLS.

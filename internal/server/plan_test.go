@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 )
 
-func env(kv ...string) compat.LookupFunc {
+func env(kv ...string) hostenv.LookupFunc {
 	m := map[string]string{}
 	for _, e := range kv {
 		k, v, _ := strings.Cut(e, "=")
@@ -18,22 +18,22 @@ func env(kv ...string) compat.LookupFunc {
 }
 
 func TestPlanMalformedHost(t *testing.T) {
-	h := compat.FromEnv(env(
-		"VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue,
+	h := hostenv.FromEnv(env(
+		"VAULT_BACKEND_PLUGIN="+hostenv.BackendCookieValue,
 		"VAULT_PLUGIN_AUTOMTLS_ENABLED=yes",
 		"VAULT_UNWRAP_TOKEN=tok",
 	))
 	// The token is the evidence of the legacy path when the flag is garbage.
-	if p := NewPlan(h, compat.Backend, true); !p.TLSProvider || len(p.Reasons) == 0 {
+	if p := NewPlan(h, hostenv.Backend, true); !p.TLSProvider || len(p.Reasons) == 0 {
 		t.Errorf("plan = %+v, want the TLS provider with a reason", p)
 	}
 	// Without a token there is nothing to unwrap.
-	h2 := compat.FromEnv(env("VAULT_PLUGIN_AUTOMTLS_ENABLED=yes"))
-	if p := NewPlan(h2, compat.Backend, true); p.TLSProvider {
+	h2 := hostenv.FromEnv(env("VAULT_PLUGIN_AUTOMTLS_ENABLED=yes"))
+	if p := NewPlan(h2, hostenv.Backend, true); p.TLSProvider {
 		t.Errorf("plan = %+v, want no TLS provider", p)
 	}
-	h3 := compat.FromEnv(env("VAULT_VERSION=1.21.0", "VAULT_PLUGIN_AUTOMTLS_ENABLED=true"))
-	if p := NewPlan(h3, compat.Backend, true); p.TLSProvider || !p.Multiplex || p.Mlock {
+	h3 := hostenv.FromEnv(env("VAULT_VERSION=1.21.0", "VAULT_PLUGIN_AUTOMTLS_ENABLED=true"))
+	if p := NewPlan(h3, hostenv.Backend, true); p.TLSProvider || !p.Multiplex || p.Mlock {
 		t.Errorf("plan = %+v", p)
 	}
 }
@@ -41,17 +41,17 @@ func TestPlanMalformedHost(t *testing.T) {
 func TestPlanTLS(t *testing.T) {
 	for _, tc := range []struct {
 		env  []string
-		kind compat.Kind
+		kind hostenv.Kind
 		want bool
 	}{
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_UNWRAP_TOKEN=t"}, compat.Backend, true},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false"}, compat.Backend, true},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=true", "VAULT_UNWRAP_TOKEN=t"}, compat.Backend, false},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_PLUGIN_METADATA_MODE=true"}, compat.Backend, false},
-		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_UNWRAP_TOKEN=t"}, compat.Database, false},
-		{nil, compat.Backend, false},
+		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_UNWRAP_TOKEN=t"}, hostenv.Backend, true},
+		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false"}, hostenv.Backend, true},
+		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=true", "VAULT_UNWRAP_TOKEN=t"}, hostenv.Backend, false},
+		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_PLUGIN_METADATA_MODE=true"}, hostenv.Backend, false},
+		{[]string{"VAULT_PLUGIN_AUTOMTLS_ENABLED=false", "VAULT_UNWRAP_TOKEN=t"}, hostenv.Database, false},
+		{nil, hostenv.Backend, false},
 	} {
-		if got := NewPlan(compat.FromEnv(env(tc.env...)), tc.kind, true).TLSProvider; got != tc.want {
+		if got := NewPlan(hostenv.FromEnv(env(tc.env...)), tc.kind, true).TLSProvider; got != tc.want {
 			t.Errorf("%v %v: TLSProvider = %v, want %v", tc.env, tc.kind, got, tc.want)
 		}
 	}
@@ -61,36 +61,36 @@ func TestSupports(t *testing.T) {
 	for _, tc := range []struct {
 		version string
 		f       Feature
-		k       compat.Kind
+		k       hostenv.Kind
 		want    bool
 	}{
-		{"1.11.9", FeatureMultiplexing, compat.Backend, false},
-		{"1.12.0", FeatureMultiplexing, compat.Backend, true},
-		{"1.10.0", FeatureMultiplexing, compat.Database, true},
-		{"1.9.3", FeatureMultiplexing, compat.Database, false},
-		{"1.6.0", FeatureAutoMTLS, compat.Database, true},
-		{"1.11.0", FeatureAutoMTLS, compat.Backend, false},
-		{"1.12.0-rc1", FeaturePluginVersions, compat.Backend, true},
-		{"1.21.0+ent", FeaturePluginVersions, compat.Backend, true},
+		{"1.11.9", FeatureMultiplexing, hostenv.Backend, false},
+		{"1.12.0", FeatureMultiplexing, hostenv.Backend, true},
+		{"1.10.0", FeatureMultiplexing, hostenv.Database, true},
+		{"1.9.3", FeatureMultiplexing, hostenv.Database, false},
+		{"1.6.0", FeatureAutoMTLS, hostenv.Database, true},
+		{"1.11.0", FeatureAutoMTLS, hostenv.Backend, false},
+		{"1.12.0-rc1", FeaturePluginVersions, hostenv.Backend, true},
+		{"1.21.0+ent", FeaturePluginVersions, hostenv.Backend, true},
 	} {
-		h := compat.FromEnv(env("VAULT_VERSION=" + tc.version))
+		h := hostenv.FromEnv(env("VAULT_VERSION=" + tc.version))
 		got, known := supports(h, tc.f, tc.k)
 		if !known || got != tc.want {
 			t.Errorf("Vault %s %v for %v: got %v (known %v), want %v", tc.version, tc.f, tc.k, got, known, tc.want)
 		}
 	}
-	if got, known := supports(compat.FromEnv(env()), FeatureMultiplexing, compat.Backend); !got || known {
+	if got, known := supports(hostenv.FromEnv(env()), FeatureMultiplexing, hostenv.Backend); !got || known {
 		t.Errorf("unknown version: got %v known %v, want offered and unknown", got, known)
 	}
-	h := compat.FromEnv(env("VAULT_VERSION=1.11.0"))
-	if p := NewPlan(h, compat.Backend, true); len(p.Reasons) != 1 || !strings.Contains(p.Reasons[0], "one process per mount") {
+	h := hostenv.FromEnv(env("VAULT_VERSION=1.11.0"))
+	if p := NewPlan(h, hostenv.Backend, true); len(p.Reasons) != 1 || !strings.Contains(p.Reasons[0], "one process per mount") {
 		t.Errorf("plan on an old host = %+v", p)
 	}
 }
 
 func TestOpenBaoSupports(t *testing.T) {
-	h := compat.FromEnv(env("VAULT_VERSION=2.1.0", "BAO_VERSION=2.1.0", "VAULT_BACKEND_PLUGIN="+compat.BackendCookieValue))
-	if ok, _ := supports(h, FeatureMultiplexing, compat.Backend); !ok {
+	h := hostenv.FromEnv(env("VAULT_VERSION=2.1.0", "BAO_VERSION=2.1.0", "VAULT_BACKEND_PLUGIN="+hostenv.BackendCookieValue))
+	if ok, _ := supports(h, FeatureMultiplexing, hostenv.Backend); !ok {
 		t.Error("OpenBao supports multiplexing")
 	}
 }
@@ -107,27 +107,27 @@ func FuzzPlan(f *testing.F) {
 	f.Add("not-a-version", "yes", "maybe", "on", "", false)
 	f.Fuzz(func(t *testing.T, vaultVersion, autoMTLS, metadata, mlock, token string, bao bool) {
 		m := map[string]string{
-			compat.EnvBackendCookie: compat.BackendCookieValue,
-			compat.EnvVaultVersion:  vaultVersion,
-			compat.EnvAutoMTLS:      autoMTLS,
-			compat.EnvMetadataMode:  metadata,
-			compat.EnvMlock:         mlock,
-			compat.EnvUnwrapToken:   token,
+			hostenv.EnvBackendCookie: hostenv.BackendCookieValue,
+			hostenv.EnvVaultVersion:  vaultVersion,
+			hostenv.EnvAutoMTLS:      autoMTLS,
+			hostenv.EnvMetadataMode:  metadata,
+			hostenv.EnvMlock:         mlock,
+			hostenv.EnvUnwrapToken:   token,
 		}
 		if bao {
-			m[compat.EnvOpenBaoVersion] = vaultVersion
+			m[hostenv.EnvOpenBaoVersion] = vaultVersion
 		}
-		h := compat.FromEnv(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
-		for _, k := range []compat.Kind{compat.Backend, compat.Database, compat.Kind(7)} {
+		h := hostenv.FromEnv(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
+		for _, k := range []hostenv.Kind{hostenv.Backend, hostenv.Database, hostenv.Kind(7)} {
 			for _, feat := range []Feature{FeatureAutoMTLS, FeatureMultiplexing, FeaturePluginVersions, Feature(9)} {
 				supports(h, feat, k)
 			}
 			for _, mux := range []bool{true, false} {
 				p := NewPlan(h, k, mux)
-				if k == compat.Database && p.TLSProvider {
+				if k == hostenv.Database && p.TLSProvider {
 					t.Fatal("a database plugin was planned onto the TLS provider")
 				}
-				wantTLS := k != compat.Database && !h.MetadataMode && (h.AutoMTLSSet && !h.AutoMTLS || !h.AutoMTLSSet && h.WrapToken)
+				wantTLS := k != hostenv.Database && !h.MetadataMode && (h.AutoMTLSSet && !h.AutoMTLS || !h.AutoMTLSSet && h.WrapToken)
 				if p.TLSProvider != wantTLS {
 					t.Fatalf("kind %v, host %+v: TLSProvider = %v, want %v", k, h, p.TLSProvider, wantTLS)
 				}

@@ -21,7 +21,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"google.golang.org/grpc"
 
-	"github.com/plugkit/vaultplugin/compat"
+	"github.com/plugkit/vaultplugin"
+	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/metrics"
 	"github.com/plugkit/vaultplugin/logging"
 )
@@ -29,7 +30,7 @@ import (
 // Plugin is what differs between the kinds of plugin served.
 type Plugin interface {
 	// Kind picks the handshake cookie and the serving plan.
-	Kind() compat.Kind
+	Kind() hostenv.Kind
 	// Sets returns go-plugin's versioned plugin sets. Every instance they
 	// build must be registered with in.Tracker, so that a graceful stop
 	// can drain and close it. An error is a startup failure.
@@ -75,23 +76,23 @@ func (in *Instances) VersionFor(instance any, what string) string {
 type server struct {
 	*Config
 	plugin Plugin
-	host   compat.Host
+	host   hostenv.Host
 	flags  tlsFlags
 }
 
 // Serve runs p as c says and returns nil once the host (or ctx) stopped
 // it, or a person's request was answered; otherwise the cause, wrapping
-// ErrUsage for a usage error. optErr is the options' aggregated error: it
+// vaultplugin.ErrUsage for a usage error. optErr is the options' aggregated error: it
 // is reported like any startup failure, once the logger exists.
 func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	s := &server{Config: c, plugin: p}
 	if s.Args == nil {
 		s.Args = defaultArgs()
 	}
-	s.host = compat.FromEnv(s.Lookup)
+	s.host = hostenv.FromEnv(s.Lookup)
 	if s.Logger == nil {
 		var redact []string
-		if tok, _ := s.Lookup(compat.EnvUnwrapToken); tok != "" {
+		if tok, _ := s.Lookup(hostenv.EnvUnwrapToken); tok != "" {
 			redact = append(redact, tok)
 		}
 		s.Logger = logging.New(&logging.Options{Output: s.Stderr, Redact: redact, Lookup: s.Lookup})
@@ -107,7 +108,7 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	}
 	if !s.started() {
 		s.printNotAPlugin(ctx)
-		return ErrNoHost
+		return vaultplugin.ErrNoHost
 	}
 
 	stop := listenForStop()
@@ -133,7 +134,7 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 		// supports; on macOS and Windows LockMemory locks nothing and
 		// returns nil (as in Vault itself), so there it never fails.
 		if err := mlock.LockMemory(); err != nil {
-			return s.fail(fmt.Errorf("locking memory (the host set %s=true): %w", compat.EnvMlock, err),
+			return s.fail(fmt.Errorf("locking memory (the host set %s=true): %w", hostenv.EnvMlock, err),
 				"give the plugin binary CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or set disable_mlock = true in Vault's configuration")
 		}
 	}

@@ -11,48 +11,38 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 )
 
-// Exit codes of `vaultplugin check`.
-const (
-	ExitPass   = 0 // every check passed (or was skipped, or is information)
-	ExitFail   = 1 // a check failed, or the run could not finish
-	ExitUsage  = 2 // a bad flag or argument
-	usageTitle = "usage: vaultplugin check [-args ARG]... [-env KEY=VALUE]... [-json] BINARY"
-)
+// Flags defines check's flags on fs and returns what runs the checks once
+// they are parsed. The flags' help is the command's help text, in package
+// main; fs's usage strings stay empty.
+func Flags(fs *flag.FlagSet) cli.Run { return newOptions(fs).run }
 
-// Usage is the check command's help text.
-const Usage = usageTitle + `
+// options are check's flags.
+type options struct {
+	args, env listFlag
+	json      bool
+}
 
-Starts the Vault plugin BINARY the ways Vault does and prints one line per
-check, ✓ or ✗; each ✗ comes with the fix. A line marked · is information,
-one marked - a check that could not run here.
+func newOptions(fs *flag.FlagSet) *options {
+	o := new(options)
+	fs.Var(&o.args, "args", "")
+	fs.Var(&o.env, "env", "")
+	fs.BoolVar(&o.json, "json", false, "")
+	return o
+}
 
-  -args ARG       an argument for the plugin, as vault plugin register -args
-                  passes it; repeat for more
-  -env KEY=VALUE  an environment entry for the plugin, as vault plugin
-                  register -env sets it; repeat for more
-  -json           print the report as JSON, for CI
-
-Exit codes: 0 every check passed, 1 a check failed, 2 bad usage.
-`
-
-// Main runs `vaultplugin check` with args (what follows "check") and
-// returns its exit code.
-func Main(args []string, stdout, stderr io.Writer) int {
-	c, asJSON, err := parseArgs(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, Usage)
-		return ExitPass
-	}
+// run runs the checks on the BINARY args names.
+func (o *options) run(args []string, stdout, _ io.Writer) error {
+	c, err := o.config(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "vaultplugin check: %v\n%s\n", err, usageTitle)
-		return ExitUsage
+		return &cli.UsageError{Err: err}
 	}
 	self, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "vaultplugin check: locating vaultplugin itself: %v\n", err)
-		return ExitFail
+		return fmt.Errorf("locating vaultplugin itself: %w", err)
 	}
 	c.Self = self
 
@@ -61,66 +51,48 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	rep, err := Run(ctx, c)
 	if err != nil {
-		fmt.Fprintf(stderr, "vaultplugin check: %v\n", err)
-		return ExitFail
+		return err
 	}
-	if asJSON {
+	if o.json {
 		err = rep.WriteJSON(stdout)
 	} else {
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vaultplugin check: writing the report: %v\n", err)
-		return ExitFail
+		return fmt.Errorf("writing the report: %w", err)
 	}
 	if !rep.Passed {
-		return ExitFail
+		return cli.ErrFailed
 	}
-	return ExitPass
+	return nil
 }
 
-// parseArgs parses the command line: flags may come before and after
-// BINARY, as in `vaultplugin check ./plugin -json`.
-func parseArgs(args []string) (c Config, asJSON bool, err error) {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var pluginArgs, env listFlag
-	fs.Var(&pluginArgs, "args", "")
-	fs.Var(&env, "env", "")
-	fs.BoolVar(&asJSON, "json", false, "")
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return c, false, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+// config is what to check: the one BINARY among the positional
+// arguments, which must be a file, with the plugin's arguments and
+// environment.
+func (o *options) config(positional []string) (Config, error) {
 	switch len(positional) {
 	case 0:
-		return c, false, errors.New("no BINARY to check")
+		return Config{}, errors.New("no BINARY to check")
 	case 1:
 	default:
-		return c, false, fmt.Errorf("one BINARY at a time, got %s", strings.Join(positional, " "))
+		return Config{}, fmt.Errorf("one BINARY at a time, got %s", strings.Join(positional, " "))
 	}
-	for _, e := range env {
+	for _, e := range o.env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			return c, false, fmt.Errorf("-env %q: want KEY=VALUE", e)
+			return Config{}, fmt.Errorf("-env %q: want KEY=VALUE", e)
 		}
 	}
 	bin, err := filepath.Abs(positional[0])
 	if err != nil {
-		return c, false, fmt.Errorf("resolving %s: %w", positional[0], err)
+		return Config{}, fmt.Errorf("resolving %s: %w", positional[0], err)
 	}
 	fi, err := os.Stat(bin)
 	if err != nil {
-		return c, false, fmt.Errorf("BINARY: %w", err)
+		return Config{}, fmt.Errorf("BINARY: %w", err)
 	}
 	if fi.IsDir() {
-		return c, false, fmt.Errorf("BINARY %s is a directory: build the plugin first (go build -o PLUGIN ./cmd/PLUGIN)", bin)
+		return Config{}, fmt.Errorf("BINARY %s is a directory: build the plugin first (go build -o PLUGIN ./cmd/PLUGIN)", bin)
 	}
-	return Config{Binary: bin, Args: pluginArgs, Env: env}, asJSON, nil
+	return Config{Binary: bin, Args: o.args, Env: o.env}, nil
 }

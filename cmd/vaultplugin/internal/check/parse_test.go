@@ -99,13 +99,3 @@ func TestVersionWords(t *testing.T) {
 		t.Error("version words")
 	}
 }
-
-func TestParseArgs(t *testing.T) {
-	c, asJSON, err := parseArgs([]string{"-env", "A=1", "parse_test.go", "-json", "-args", "-x=1", "-args", "y,z"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !asJSON || !strings.HasSuffix(c.Binary, "parse_test.go") || strings.Join(c.Args, " ") != "-x=1 y,z" || strings.Join(c.Env, " ") != "A=1" {
-		t.Errorf("parseArgs = %+v, json %v", c, asJSON)
-	}
-}

@@ -29,8 +29,9 @@ import (
 // copied, and is fine. A needle found inside a string literal of any other
 // package of the module is an error. Texts of other modules (go-plugin's,
 // vault/api's) cannot be typed and are allowed: they are in no literal of
-// ours. Needles shorter than minNeedle bytes say too little to be a
-// message (": ", "|", "vault").
+// ours, or only quoted there, as the command's help quotes them. Needles
+// shorter than minNeedle bytes say too little to be a message (": ", "|",
+// "vault").
 func TestNoMessageTextOfOurPackages(t *testing.T) {
 	needles := needlesIn(t, parseDir(t, "."))
 	if len(needles) == 0 {
@@ -380,6 +381,24 @@ func literalsOfModule(t *testing.T, root string) []literal {
 	return out
 }
 
+// writes reports whether lit writes text as its own words: text is in it
+// outside quotation marks. A quoted occurrence is another's words, cited
+// (the command's help quotes go-plugin's "This binary is a plugin").
+func writes(lit, text string) bool {
+	for i := 0; ; {
+		j := strings.Index(lit[i:], text)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		line := lit[strings.LastIndexByte(lit[:at], '\n')+1 : at]
+		if strings.Count(line, `"`)%2 == 0 && strings.Count(line, "“") == strings.Count(line, "”") {
+			return true
+		}
+		i = at + len(text)
+	}
+}
+
 func must(b []byte, err error) []byte {
 	if err != nil {
 		panic(err)
@@ -396,7 +415,7 @@ func findings(needles []needle, ours []literal) []string {
 			continue
 		}
 		for _, l := range ours {
-			if strings.Contains(l.text, text) {
+			if writes(l.text, text) {
 				out = append(out, n.pos.String()+": the check searches for "+strconv.Quote(n.text)+", which "+l.pos.String()+" writes ("+strconv.Quote(l.text)+
 					"): decide by a type or an error value of that package, or, for another process's words, by a phrase named in internal/proctext")
 				break
@@ -404,4 +423,27 @@ func findings(needles []needle, ours []literal) []string {
 		}
 	}
 	return out
+}
+
+// A literal that quotes a text cites it; one that holds it unquoted
+// writes it.
+func TestWrites(t *testing.T) {
+	for _, c := range []struct {
+		lit  string
+		want bool
+	}{
+		{"servetest: the plugin does not multiplex: start another", true},
+		{`go-plugin's generic "This binary is a plugin" fails`, false},
+		{"a \"quoted\" line, then does not multiplex", true},
+		{"first line \"open\nsecond: does not multiplex", true},
+		{"Vault says “does not multiplex” here", false},
+	} {
+		text := "does not multiplex"
+		if strings.Contains(c.lit, "This binary") {
+			text = "This binary is a plugin"
+		}
+		if got := writes(c.lit, text); got != c.want {
+			t.Errorf("writes(%q, %q) = %v, want %v", c.lit, text, got, c.want)
+		}
+	}
 }

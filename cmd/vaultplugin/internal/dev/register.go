@@ -1,35 +1,20 @@
-// Package dev is vaultplugin's register and dev commands: what an author
-// does by hand to put a plugin into a Vault (copy, register with its
-// sha256 and version, mount, reload), as one command each.
 package dev
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 	"github.com/plugkit/vaultplugin/internal/filehash"
 )
-
-// Exit codes, as the check command's: 0 done, 1 failed, 2 bad usage.
-const (
-	exitFailed = 1
-	exitUsage  = 2
-)
-
-// requestTimeout bounds one call to Vault's API: a registration or reload
-// that takes longer is stuck, and a script should hear so.
-const requestTimeout = 60 * time.Second
 
 // probeTimeout bounds running the binary with -version or -describe to
 // learn what it is: a plugin answers those at once, and a binary that
@@ -41,67 +26,68 @@ type plugin struct {
 	name, typ, version, command, sha256 string
 }
 
-// Register is `vaultplugin register`: it registers BINARY in the catalog
-// of the Vault at VAULT_ADDR, with its sha256 and version, and reloads it
-// when asked. It returns the exit code.
-func Register(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("register", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	name := fs.String("name", "", "the name to register under (default: the binary's file name)")
-	version := fs.String("version", "", "the version to register (default: what BINARY -version prints, if it answers)")
-	typ := fs.String("type", "", "secret, auth or database (default: what BINARY -describe says, if it answers)")
-	pluginDir := fs.String("plugin-dir", "", "copy BINARY into this directory, Vault's plugin_directory, first")
-	reload := fs.Bool("reload", false, "reload the plugin's mounts after registering")
-	scope := fs.String("scope", "", `with -reload: "global" reloads on every node of a cluster`)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vaultplugin register [flags] BINARY\n\nRegisters BINARY in the catalog of the Vault at VAULT_ADDR (token VAULT_TOKEN) with its sha256\nand version. BINARY must be in Vault's plugin directory, or be copied there with -plugin-dir.\n\n")
-		fs.PrintDefaults()
+// RegisterFlags defines register's flags on fs and returns what runs
+// `vaultplugin register` once they are parsed: it registers BINARY in the
+// catalog of the Vault at VAULT_ADDR, with its sha256 and version, and
+// reloads it when asked. The flags' help is the command's help text, in
+// package main.
+func RegisterFlags(fs *flag.FlagSet) cli.Run {
+	var o registerOptions
+	fs.StringVar(&o.name, "name", "", "")
+	fs.StringVar(&o.version, "version", "", "")
+	fs.StringVar(&o.typ, "type", "", "")
+	fs.StringVar(&o.pluginDir, "plugin-dir", "", "")
+	fs.BoolVar(&o.reload, "reload", false, "")
+	fs.StringVar(&o.scope, "scope", "", "")
+	return o.run
+}
+
+// registerOptions are register's flags.
+type registerOptions struct {
+	name, version, typ, pluginDir, scope string
+	reload                               bool
+}
+
+func (o *registerOptions) run(args []string, stdout, _ io.Writer) error {
+	switch len(args) {
+	case 0:
+		return cli.Usagef("no BINARY to register")
+	case 1:
+	default:
+		return cli.Usagef("one BINARY at a time, got %s", strings.Join(args, " "))
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	if *scope != "" && *scope != "global" {
-		fmt.Fprintf(stderr, "vaultplugin register: -scope=%q: want global or nothing\n", *scope)
-		return exitUsage
+	if o.scope != "" && o.scope != "global" {
+		return cli.Usagef("-scope=%q: want global or nothing", o.scope)
 	}
 	v, err := vaultFromEnv()
 	if err != nil {
-		fmt.Fprintf(stderr, "vaultplugin register: %v\n", err)
-		return exitUsage
+		return &cli.UsageError{Err: err}
 	}
-	bin := fs.Arg(0)
-	if *pluginDir != "" {
-		dst := filepath.Join(*pluginDir, filepath.Base(bin))
+	bin := args[0]
+	if o.pluginDir != "" {
+		dst := filepath.Join(o.pluginDir, filepath.Base(bin))
 		if err := copyExecutable(bin, dst); err != nil {
-			fmt.Fprintf(stderr, "vaultplugin register: %v\n", err)
-			return exitFailed
+			return err
 		}
 		bin = dst
 	}
-	p, err := describe(bin, *name, *typ, *version)
+	p, err := describe(bin, o.name, o.typ, o.version)
 	if err != nil {
-		fmt.Fprintf(stderr, "vaultplugin register: %v\n", err)
-		return exitUsage
+		return &cli.UsageError{Err: err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	if err := v.register(ctx, p); err != nil {
-		fmt.Fprintf(stderr, "vaultplugin register: %v\n", err)
-		return exitFailed
+		return err
 	}
 	fmt.Fprintf(stdout, "registered %s plugin %s %s (sha256 %s, command %s)\n", p.typ, p.name, orNone(p.version), p.sha256[:12], p.command)
-	if *reload {
-		if err := v.reload(ctx, p.name, *scope); err != nil {
-			fmt.Fprintf(stderr, "vaultplugin register: %v\n", err)
-			return exitFailed
+	if o.reload {
+		if err := v.reload(ctx, p.name, o.scope); err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "reloaded %s%s\n", p.name, map[bool]string{true: " on every node"}[*scope == "global"])
+		fmt.Fprintf(stdout, "reloaded %s%s\n", p.name, map[bool]string{true: " on every node"}[o.scope == "global"])
 	}
-	return 0
+	return nil
 }
 
 func orNone(v string) string {
@@ -159,94 +145,6 @@ func probe(bin, flag string) ([]byte, error) {
 		return nil, err
 	}
 	return exec.CommandContext(ctx, abs, flag).Output()
-}
-
-// vault is a Vault's HTTP API.
-type vault struct {
-	addr, token string
-	client      *http.Client
-}
-
-func vaultFromEnv() (*vault, error) {
-	addr, token := os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_TOKEN")
-	if addr == "" || token == "" {
-		return nil, errors.New("VAULT_ADDR and VAULT_TOKEN must name the Vault and a token that may write sys/plugins/catalog")
-	}
-	return &vault{addr: strings.TrimSuffix(addr, "/"), token: token, client: &http.Client{Timeout: requestTimeout}}, nil
-}
-
-// call sends one request to Vault's API; an answer of 400 or more is an
-// error holding Vault's messages.
-func (v *vault) call(ctx context.Context, method, path string, body any) (map[string]any, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.addr+"/v1/"+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Vault-Token", v.token)
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	if resp.StatusCode >= 400 {
-		var msgs []string
-		if es, ok := out["errors"].([]any); ok {
-			for _, e := range es {
-				msgs = append(msgs, strings.TrimSpace(fmt.Sprint(e)))
-			}
-		}
-		return out, fmt.Errorf("%s %s: Vault answered %d: %s", method, path, resp.StatusCode, strings.Join(msgs, "; "))
-	}
-	return out, nil
-}
-
-func (v *vault) register(ctx context.Context, p plugin) error {
-	body := map[string]any{"sha256": p.sha256, "command": p.command}
-	if p.version != "" {
-		body["version"] = p.version
-	}
-	_, err := v.call(ctx, "PUT", "sys/plugins/catalog/"+p.typ+"/"+p.name, body)
-	return err
-}
-
-// reload reloads every mount of the plugin name; scope "global" asks
-// every node of a cluster to. It uses sys/plugins/reload/backend, which
-// every Vault since 1.0 and OpenBao answer.
-func (v *vault) reload(ctx context.Context, name, scope string) error {
-	body := map[string]any{"plugin": name}
-	if scope != "" {
-		body["scope"] = scope
-	}
-	_, err := v.call(ctx, "PUT", "sys/plugins/reload/backend", body)
-	return err
-}
-
-// mount enables the plugin at path: a secrets engine or an auth method.
-func (v *vault) mount(ctx context.Context, p plugin, path string) error {
-	body := map[string]any{"type": p.name}
-	if p.version != "" {
-		body["plugin_version"] = p.version
-	}
-	switch p.typ {
-	case "secret":
-		_, err := v.call(ctx, "POST", "sys/mounts/"+path, body)
-		return err
-	case "auth":
-		_, err := v.call(ctx, "POST", "sys/auth/"+path, body)
-		return err
-	}
-	return fmt.Errorf("a %s plugin is not mounted: configure it through the database secrets engine", p.typ)
 }
 
 // copyExecutable copies src to dst through a temporary file and a rename,

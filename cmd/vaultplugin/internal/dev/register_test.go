@@ -2,13 +2,32 @@ package dev
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 )
+
+// register parses args as vaultplugin does and runs register.
+func register(args ...string) (stdout string, err error) {
+	fs := flag.NewFlagSet("register", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	run := RegisterFlags(fs)
+	rest, err := cli.ParseFlags(fs, args)
+	if err != nil {
+		return "", &cli.UsageError{Err: err}
+	}
+	var out strings.Builder
+	err = run(rest, &out, io.Discard)
+	return out.String(), err
+}
 
 // A fake Vault API records what register sends; the real one is driven
 // by e2e's TestDevLoop.
@@ -29,9 +48,10 @@ func TestRegisterSendsTheCatalogEntry(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut strings.Builder
-	if code := Register([]string{"-type", "auth", "-version", "v1.2.3", "-reload", "-scope", "global", bin}, &out, &errOut); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
+	// Flags after BINARY, as the README writes them.
+	out, err := register("-type", "auth", "-version", "v1.2.3", bin, "-reload", "-scope", "global")
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := []string{"PUT /v1/sys/plugins/catalog/auth/my-plugin tok", "PUT /v1/sys/plugins/reload/backend tok"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -40,14 +60,26 @@ func TestRegisterSendsTheCatalogEntry(t *testing.T) {
 	if body["command"] != "my-plugin" || body["version"] != "v1.2.3" || len(body["sha256"].(string)) != 64 {
 		t.Errorf("catalog entry %v", body)
 	}
+	if !strings.HasPrefix(out, "registered auth plugin my-plugin v1.2.3 (sha256 ") || !strings.HasSuffix(out, "reloaded my-plugin on every node\n") {
+		t.Errorf("stdout %q", out)
+	}
 }
 
 func TestRegisterUsage(t *testing.T) {
 	t.Setenv("VAULT_ADDR", "")
-	for _, args := range [][]string{nil, {"a", "b"}, {"-scope", "local", "x"}, {"x"}} {
-		var out, errOut strings.Builder
-		if code := Register(args, &out, &errOut); code != exitUsage {
-			t.Errorf("register %q: exit %d, want %d (%s)", args, code, exitUsage, errOut.String())
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no BINARY to register"},
+		{[]string{"a", "b"}, "one BINARY at a time, got a b"},
+		{[]string{"-scope", "local", "x"}, `-scope="local": want global or nothing`},
+		{[]string{"x"}, "VAULT_ADDR and VAULT_TOKEN must name the Vault"},
+	} {
+		_, err := register(c.args...)
+		var usage *cli.UsageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("register %q: %v, want a usage error holding %q", c.args, err, c.want)
 		}
 	}
 }
