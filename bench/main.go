@@ -119,6 +119,7 @@ func run(rounds, hashes, requests, mounts int, sizeOnly bool) error {
 	var files []hashed
 	for bi, b := range backends {
 		for _, v := range variants {
+			// In this order: hashAll takes files as (bare, ours) pairs.
 			for _, side := range []struct{ name, pkg string }{{bareSDK, b.bare}, {serveRun, b.ours}} {
 				out := filepath.Join(dir, fmt.Sprintf("%d-%s-%s", bi, v.name, filepath.Base(side.pkg)))
 				size, err := build(b.dir, out, side.pkg, append(append([]string(nil), b.flags...), v.flags...)...)
@@ -264,11 +265,19 @@ type hashed struct {
 // the command's path, with the checksum from Vault's catalog and a fresh
 // sha256.New() (vault/sdk's helper/pluginutil/run_config.go); Check opens
 // the file and io.Copy's all of it into the hash. The same function runs
-// here, rounds times per file, interleaved, in an order that rotates each
-// round, and the median of each file goes to its figure. Each file is first
-// recached, so that it sits in the page cache as a binary Vault has read
-// before does (Vault starts a plugin at registration too): the figure is
-// the hashing itself; a cold cache adds the disk read of the same bytes.
+// here, rounds times per file; each figure is its file's median.
+//
+// Each file is first recached, so that it sits in the page cache as a
+// binary Vault has read before does (Vault starts a plugin at registration
+// too): the figure is the hashing itself; a cold cache adds the disk read
+// of the same bytes.
+//
+// files holds pairs, the bare SDK's build then serve.Run's of the same
+// backend and variant. Each round times every pair back to back, the
+// pairs in an order that rotates and the two halves of a pair in an order
+// that alternates from round to round, so that both halves see the same
+// load: the ratio is the median of the pairs' ratios, steadier on a busy
+// machine than the ratio of two medians.
 func hashAll(res *table, files []hashed, rounds int) error {
 	for i := range files {
 		f, err := os.Open(files[i].path)
@@ -287,24 +296,45 @@ func hashAll(res *table, files []hashed, rounds int) error {
 		}
 	}
 	ms := make([][]float64, len(files))
+	ratios := make([][]float64, len(files)/2)
+	timeCheck := func(f hashed) (float64, error) {
+		sc := &goplugin.SecureConfig{Checksum: f.sum, Hash: sha256.New()}
+		start := time.Now()
+		ok, err := sc.Check(f.path)
+		took := time.Since(start)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s: checksum changed while measuring", f.path)
+		}
+		return float64(took.Microseconds()) / 1000, err
+	}
 	for r := 0; r < rounds; r++ {
-		for j := range files {
-			i := (j + r) % len(files)
-			sc := &goplugin.SecureConfig{Checksum: files[i].sum, Hash: sha256.New()}
-			start := time.Now()
-			ok, err := sc.Check(files[i].path)
-			took := time.Since(start)
+		for j := range ratios {
+			p := (j + r) % len(ratios)
+			first, second := 2*p, 2*p+1
+			if r%2 == 1 {
+				first, second = second, first
+			}
+			a, err := timeCheck(files[first])
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return fmt.Errorf("%s: checksum changed while measuring", files[i].path)
+			b, err := timeCheck(files[second])
+			if err != nil {
+				return err
 			}
-			ms[i] = append(ms[i], float64(took.Microseconds())/1000)
+			ms[first], ms[second] = append(ms[first], a), append(ms[second], b)
+			bare, ours := a, b
+			if r%2 == 1 {
+				bare, ours = b, a
+			}
+			ratios[p] = append(ratios[p], ours/bare)
 		}
 	}
 	for i, f := range files {
 		res.add(f.figure, f.side, median(ms[i]))
+	}
+	for p := range ratios {
+		res.ratio[files[2*p].figure] = median(ratios[p])
 	}
 	return nil
 }
@@ -418,9 +448,12 @@ func median(v []float64) float64 {
 type table struct {
 	order []string
 	v     map[string]map[string]float64 // figure → side → value
+	ratio map[string]float64            // figure → ratio, when measured apart
 }
 
-func newTable() *table { return &table{v: map[string]map[string]float64{}} }
+func newTable() *table {
+	return &table{v: map[string]map[string]float64{}, ratio: map[string]float64{}}
+}
 
 // add adds x to a figure of one side (a new figure starts at 0).
 func (t *table) add(figure, side string, x float64) {
@@ -437,8 +470,8 @@ func (t *table) print() {
 	fmt.Printf("%-60s %12s %12s %8s\n", "figure", bareSDK, serveRun, "ratio")
 	for _, k := range t.order {
 		b, o := t.v[k][bareSDK], t.v[k][serveRun]
-		ratio := 0.0
-		if b != 0 {
+		ratio, ok := t.ratio[k]
+		if !ok && b != 0 {
 			ratio = o / b
 		}
 		fmt.Printf("%-60s %12.2f %12.2f %8.3f\n", k, b, o, ratio)
