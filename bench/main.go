@@ -3,24 +3,40 @@
 // run and measured interleaved, and prints each figure with its ratio to
 // the bare SDK:
 //
-//	go run ./bench
+//	go run ./bench          # every figure
+//	go run ./bench -size    # the sizes and sha256 at launch only (~1 min)
 //
 // Ratios, not absolute times, are the result: the machines are shared and
 // noisy, and interleaving exposes both binaries to the same noise.
 //
-// Both binaries are built with bench/bench.mod, which pins the SDK plugin
-// authors build with today (vault/sdk v0.25.1, vault/api v1.22.0, go-plugin
-// v1.8.0), not go.mod's floor: the docs' bare main cannot start under
-// AutoMTLS with the floor's vault/api (v1.5.0), whose TLS provider does not
-// read VAULT_PLUGIN_AUTOMTLS_ENABLED and tries to unwrap a token the host
-// never sent. Update bench.mod with go mod tidy -modfile=bench/bench.mod.
+// Size is stated twice: in bytes, and in the milliseconds Vault spends on
+// it at every start of a plugin process, where it hashes the whole binary
+// with sha256 to check it against its catalog (go-plugin's
+// SecureConfig.Check, which bench runs itself; see hashAll). Both are
+// measured for three builds (default; stripped with -ldflags=-s -w, as
+// release builds are; stripped with -tags vaultplugin_noendpoint) of two
+// backends: the example engine, and HashiCorp's KV engine, whose own main
+// is the docs' bare main, built from the module in bench/kv. README.md
+// beside this file has the figures measured and how to read them.
+//
+// The example's binaries are built with bench/bench.mod, which pins the SDK
+// plugin authors build with today (vault/sdk v0.25.1, vault/api v1.22.0,
+// go-plugin v1.8.0), not go.mod's floor: the docs' bare main cannot start
+// under AutoMTLS with the floor's vault/api (v1.5.0), whose TLS provider
+// does not read VAULT_PLUGIN_AUTOMTLS_ENABLED and tries to unwrap a token
+// the host never sent. Update bench.mod with go mod tidy
+// -modfile=bench/bench.mod. bench/kv/go.mod pins the same SDK, so that the
+// library's go.mod never requires the KV engine; update it with go mod tidy
+// in that folder.
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +46,7 @@ import (
 	"sync"
 	"time"
 
+	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/plugkit/vaultplugin/serve/servetest"
@@ -37,57 +54,94 @@ import (
 
 func main() {
 	rounds := flag.Int("rounds", 30, "handshakes measured per binary (the median is reported)")
+	hashes := flag.Int("hashes", 100, "sha256 checks measured per binary (the median is reported)")
 	requests := flag.Int("requests", 10000, "requests per throughput run")
 	mounts := flag.Int("mounts", 50, "mounts for the memory comparison")
+	sizeOnly := flag.Bool("size", false, "only the binary sizes and the sha256 at launch (starts no plugin)")
 	flag.Parse()
-	if err := run(*rounds, *requests, *mounts); err != nil {
+	if err := run(*rounds, *hashes, *requests, *mounts, *sizeOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
+// The two sides of every figure.
+const (
+	bareSDK  = "bare SDK"
+	serveRun = "serve.Run"
+)
+
 type subject struct{ name, bin string }
 
-// modfile is the go flag that builds both binaries with bench.mod.
+// modfile is the go flag that builds the example's binaries with bench.mod.
 const modfile = "-modfile=bench/bench.mod"
 
-func run(rounds, requests, mounts int) error {
+// A backend is served both ways: by its bare SDK main and by serve.Run.
+type backend struct {
+	prefix     string   // of its figures' names
+	dir        string   // where go build runs; "" is the repository's root
+	flags      []string // go build flags both binaries take
+	bare, ours string   // the packages of the two mains
+}
+
+var backends = []backend{
+	// The example secrets engine: every figure.
+	{"", "", []string{modfile}, "./bench/internal/bare", "./bench/internal/ours"},
+	// HashiCorp's KV engine, a real engine's size: its own main (the docs'
+	// bare main) against serve.Run, from the module in bench/kv.
+	{"KV engine: ", "bench/kv", nil, "github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv", "./ours"},
+}
+
+// The builds whose size (and sha256 time) is measured: as go build makes
+// them; stripped, as release builds are; stripped and without the operator
+// endpoint (-tags vaultplugin_noendpoint). The bare SDK main is the same
+// build in the last two, so each ratio is the cost of that variant.
+var variants = []struct {
+	name, suffix string // suffix: of the figures' names
+	flags        []string
+}{
+	{"default", "", nil},
+	{"stripped", ", -ldflags=-s -w", []string{"-ldflags=-s -w"}},
+	{"noendpoint", ", -s -w, no endpoint", []string{"-ldflags=-s -w", "-tags=vaultplugin_noendpoint"}},
+}
+
+func run(rounds, hashes, requests, mounts int, sizeOnly bool) error {
 	dir, err := os.MkdirTemp("", "vaultplugin-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	pkgs := []subject{{"bare SDK", "./bench/internal/bare"}, {"serve.Run", "./bench/internal/ours"}}
-	var subjects []subject
-	res := map[string]map[string]float64{}
-	for _, s := range pkgs {
-		out, size, err := build(dir, filepath.Base(s.bin), s.bin)
-		if err != nil {
-			return err
+	res := newTable()
+
+	// Every build of every backend, both ways; their sizes, then the time
+	// Vault spends hashing each before it starts it.
+	var subjects []subject // the example's default builds, started below
+	var files []hashed
+	for bi, b := range backends {
+		for _, v := range variants {
+			// In this order: hashAll takes files as (bare, ours) pairs.
+			for _, side := range []struct{ name, pkg string }{{bareSDK, b.bare}, {serveRun, b.ours}} {
+				out := filepath.Join(dir, fmt.Sprintf("%d-%s-%s", bi, v.name, filepath.Base(side.pkg)))
+				size, err := build(b.dir, out, side.pkg, append(append([]string(nil), b.flags...), v.flags...)...)
+				if err != nil {
+					return err
+				}
+				res.add(b.prefix+"binary size"+v.suffix+" (MiB)", side.name, size)
+				files = append(files, hashed{b.prefix + "sha256 at launch" + v.suffix + ", median (ms)", side.name, out, nil})
+				if bi == 0 && v.name == "default" {
+					subjects = append(subjects, subject{side.name, out})
+				}
+			}
 		}
-		subjects = append(subjects, subject{s.name, out})
-		res[s.name] = map[string]float64{"binary size (MiB)": size}
+	}
+	if err := hashAll(res, files, hashes); err != nil {
+		return err
+	}
+	if sizeOnly {
+		res.print()
+		return nil
 	}
 	ctx := context.Background()
-	// The same binaries stripped, as release builds are, and serve.Run
-	// without the operator endpoint (-tags vaultplugin_noendpoint); the
-	// bare SDK main is the same build in both rows, so each ratio is the
-	// cost of that variant.
-	for _, v := range []struct {
-		figure string
-		flags  []string
-	}{
-		{"binary size, -ldflags=-s -w (MiB)", []string{"-ldflags=-s -w"}},
-		{"binary size, -s -w, no endpoint (MiB)", []string{"-ldflags=-s -w", "-tags=vaultplugin_noendpoint"}},
-	} {
-		for _, s := range pkgs {
-			_, size, err := build(dir, "variant", s.bin, v.flags...)
-			if err != nil {
-				return err
-			}
-			res[s.name][v.figure] = size
-		}
-	}
 
 	// Handshakes, alternating binaries so both see the same noise.
 	hs := map[string][]float64{}
@@ -101,8 +155,8 @@ func run(rounds, requests, mounts int) error {
 			_ = p.Close()
 		}
 	}
-	for n, v := range hs {
-		res[n]["exec to handshake, median (ms)"] = median(v)
+	for _, s := range subjects {
+		res.add("exec to handshake, median (ms)", s.name, median(hs[s.name]))
 	}
 
 	// Exec to the handshake line alone, without TLS (metadata mode): the
@@ -117,8 +171,8 @@ func run(rounds, requests, mounts int) error {
 			lines[s.name] = append(lines[s.name], ms)
 		}
 	}
-	for n, v := range lines {
-		res[n]["exec to handshake line, no TLS, median (ms)"] = median(v)
+	for _, s := range subjects {
+		res.add("exec to handshake line, no TLS, median (ms)", s.name, median(lines[s.name]))
 	}
 
 	// Round trips and throughput through the gRPC boundary, then RSS.
@@ -149,18 +203,18 @@ func run(rounds, requests, mounts int) error {
 			if err != nil {
 				return err
 			}
-			res[s.name]["round trip c=1, median (µs)"] += lat / 3
+			res.add("round trip c=1, median (µs)", s.name, lat/3)
 			for _, c := range []int{1, 16} {
 				rps, err := throughput(ctx, l.m, requests, c)
 				if err != nil {
 					return err
 				}
-				res[s.name][fmt.Sprintf("throughput c=%d (req/s)", c)] += rps / 3
+				res.add(fmt.Sprintf("throughput c=%d (req/s)", c), s.name, rps/3)
 			}
 		}
 	}
 	for _, s := range subjects {
-		res[s.name]["RSS after the requests (MiB)"] = rssMiB(lives[s.name].p.PID())
+		res.add("RSS after the requests (MiB)", s.name, rssMiB(lives[s.name].p.PID()))
 	}
 
 	// Memory: many mounts in one process versus one process per mount.
@@ -174,7 +228,7 @@ func run(rounds, requests, mounts int) error {
 				return err
 			}
 		}
-		res[s.name][fmt.Sprintf("%d mounts, 1 process: RSS (MiB)", mounts)] = rssMiB(p.PID())
+		res.add(fmt.Sprintf("%d mounts, 1 process: RSS (MiB)", mounts), s.name, rssMiB(p.PID()))
 		_ = p.Close()
 
 		var total float64
@@ -193,26 +247,113 @@ func run(rounds, requests, mounts int) error {
 			total += rssMiB(p.PID())
 			_ = p.Close()
 		}
-		res[s.name][fmt.Sprintf("%d mounts, %d processes: RSS (MiB)", mounts, mounts)] = total
+		res.add(fmt.Sprintf("%d mounts, %d processes: RSS (MiB)", mounts, mounts), s.name, total)
 	}
 
-	print(res)
+	res.print()
 	return nil
 }
 
-// build builds pkg with bench.mod and flags into dir/name and returns its
-// path and size in MiB.
-func build(dir, name, pkg string, flags ...string) (path string, mib float64, err error) {
-	path = filepath.Join(dir, name)
-	args := append(append([]string{"build", modfile, "-o", path}, flags...), pkg)
+// A hashed binary: the figure its sha256 time goes to, and its checksum.
+type hashed struct {
+	figure, side, path string
+	sum                []byte
+}
+
+// hashAll measures, for every file, what Vault does before each start of
+// a plugin process: go-plugin's Client.Start calls SecureConfig.Check on
+// the command's path, with the checksum from Vault's catalog and a fresh
+// sha256.New() (vault/sdk's helper/pluginutil/run_config.go); Check opens
+// the file and io.Copy's all of it into the hash. The same function runs
+// here, rounds times per file; each figure is its file's median.
+//
+// Each file is first recached, so that it sits in the page cache as a
+// binary Vault has read before does (Vault starts a plugin at registration
+// too): the figure is the hashing itself; a cold cache adds the disk read
+// of the same bytes.
+//
+// files holds pairs, the bare SDK's build then serve.Run's of the same
+// backend and variant. Each round times every pair back to back, the
+// pairs in an order that rotates and the two halves of a pair in an order
+// that alternates from round to round, so that both halves see the same
+// load: the ratio is the median of the pairs' ratios, steadier on a busy
+// machine than the ratio of two medians.
+func hashAll(res *table, files []hashed, rounds int) error {
+	for i := range files {
+		f, err := os.Open(files[i].path)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		files[i].sum = h.Sum(nil)
+		if err := recache(files[i].path); err != nil {
+			return err
+		}
+	}
+	ms := make([][]float64, len(files))
+	ratios := make([][]float64, len(files)/2)
+	timeCheck := func(f hashed) (float64, error) {
+		sc := &goplugin.SecureConfig{Checksum: f.sum, Hash: sha256.New()}
+		start := time.Now()
+		ok, err := sc.Check(f.path)
+		took := time.Since(start)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s: checksum changed while measuring", f.path)
+		}
+		return float64(took.Microseconds()) / 1000, err
+	}
+	for r := 0; r < rounds; r++ {
+		for j := range ratios {
+			p := (j + r) % len(ratios)
+			first, second := 2*p, 2*p+1
+			if r%2 == 1 {
+				first, second = second, first
+			}
+			a, err := timeCheck(files[first])
+			if err != nil {
+				return err
+			}
+			b, err := timeCheck(files[second])
+			if err != nil {
+				return err
+			}
+			ms[first], ms[second] = append(ms[first], a), append(ms[second], b)
+			bare, ours := a, b
+			if r%2 == 1 {
+				bare, ours = b, a
+			}
+			ratios[p] = append(ratios[p], ours/bare)
+		}
+	}
+	for i, f := range files {
+		res.add(f.figure, f.side, median(ms[i]))
+	}
+	for p := range ratios {
+		res.ratio[files[2*p].figure] = median(ratios[p])
+	}
+	return nil
+}
+
+// build builds pkg in dir ("" for the repository's root) with flags into
+// out (an absolute path) and returns its size in MiB.
+func build(dir, out, pkg string, flags ...string) (mib float64, err error) {
+	args := append(append([]string{"build", "-o", out}, flags...), pkg)
+	if dir != "" {
+		args = append([]string{"build", "-C", dir}, args[1:]...)
+	}
 	if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		return "", 0, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
+		return 0, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
 	}
-	st, err := os.Stat(path)
+	st, err := os.Stat(out)
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
-	return path, float64(st.Size()) / (1 << 20), nil
+	return float64(st.Size()) / (1 << 20), nil
 }
 
 // execToHandshake starts bin as a host in metadata mode would (the
@@ -303,22 +444,37 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
+// A table holds each figure for both sides, in the order first added.
+type table struct {
+	order []string
+	v     map[string]map[string]float64 // figure → side → value
+	ratio map[string]float64            // figure → ratio, when measured apart
+}
+
+func newTable() *table {
+	return &table{v: map[string]map[string]float64{}, ratio: map[string]float64{}}
+}
+
+// add adds x to a figure of one side (a new figure starts at 0).
+func (t *table) add(figure, side string, x float64) {
+	if t.v[figure] == nil {
+		t.order = append(t.order, figure)
+		t.v[figure] = map[string]float64{}
+	}
+	t.v[figure][side] += x
+}
+
 // print shows each figure and the ratio serve.Run / bare SDK. For
 // throughput a ratio above 1 is better; for everything else, below 1.
-func print(res map[string]map[string]float64) {
-	var keys []string
-	for k := range res["bare SDK"] {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	fmt.Printf("%-44s %12s %12s %8s\n", "figure", "bare SDK", "serve.Run", "ratio")
-	for _, k := range keys {
-		b, o := res["bare SDK"][k], res["serve.Run"][k]
-		ratio := 0.0
-		if b != 0 {
+func (t *table) print() {
+	fmt.Printf("%-60s %12s %12s %8s\n", "figure", bareSDK, serveRun, "ratio")
+	for _, k := range t.order {
+		b, o := t.v[k][bareSDK], t.v[k][serveRun]
+		ratio, ok := t.ratio[k]
+		if !ok && b != 0 {
 			ratio = o / b
 		}
-		fmt.Printf("%-44s %12.2f %12.2f %8.3f\n", k, b, o, ratio)
+		fmt.Printf("%-60s %12.2f %12.2f %8.3f\n", k, b, o, ratio)
 	}
 	fmt.Println("\nratio = serve.Run / bare SDK; for throughput higher is better, for the rest lower is better.")
 }
