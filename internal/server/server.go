@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -164,6 +165,7 @@ func (s *server) started() bool { return s.host.Started(s.plugin.Kind()) }
 func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopListener) error {
 	sets, err := s.plugin.Sets(in, plan)
 	if err != nil {
+		in.Tracker.Shutdown(s.ShutdownTimeout) // an instance built before the failure
 		return s.fail(err, "")
 	}
 	watch := &startupWatch{Logger: s.Logger}
@@ -177,10 +179,11 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		srvMu sync.Mutex
 		srv   *grpc.Server
 	)
+	var brokers brokerList
 	key, value := s.plugin.Kind().Cookie()
 	serveConfig := &goplugin.ServeConfig{
 		HandshakeConfig:  goplugin.HandshakeConfig{MagicCookieKey: key, MagicCookieValue: value},
-		VersionedPlugins: sets,
+		VersionedPlugins: brokers.track(sets),
 		TLSProvider:      tlsProvider,
 		Logger:           watch,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
@@ -207,13 +210,22 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		select {
 		case <-stopCtx.Done():
 			if ctx.Err() == nil {
-				return // serving ended on its own
+				// Serving ended on its own: the host stopped the gRPC
+				// server (go-plugin's Kill). Whatever it did not clean
+				// up is closed all the same, once the calls still
+				// running in their handlers have returned.
+				in.Tracker.Shutdown(s.ShutdownTimeout)
+				return
 			}
 			why = "context done"
 		case why = <-stop.Reasons:
 		}
 		s.Logger.Info("stopping", "reason", why)
 		stopping = true
+		// From here no new call reaches an instance (Tracker.Begin
+		// refuses it); those in flight finish, every instance is
+		// closed, and only then does the gRPC server stop, so that the
+		// calls in flight could still answer.
 		in.Tracker.Shutdown(s.ShutdownTimeout)
 		srvMu.Lock()
 		g := srv
@@ -226,9 +238,19 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		}
 	}()
 
+	// go-plugin swaps os.Stdout and os.Stderr for pipes of its own and
+	// never swaps them back outside its test mode (which prints no
+	// handshake): Serve's caller gets them back, and the pipes are
+	// closed, which ends go-plugin's goroutines copying from them.
+	stdout, stderr := os.Stdout, os.Stderr
 	goplugin.Serve(serveConfig)
 	cancel()
 	<-stopped
+	restoreStdio(stdout, stderr)
+	// go-plugin closes its broker only in test mode; its goroutine reads
+	// from the host's broker stream until then, forever if the host
+	// never opened one.
+	brokers.close()
 
 	srvMu.Lock()
 	served := srv != nil
@@ -251,6 +273,72 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		return s.fail(errors.New("go-plugin stopped before serving, without an error"), "")
 	}
 	return nil
+}
+
+// restoreStdio puts back os.Stdout and os.Stderr as they were before
+// go-plugin's Serve and closes what it had put there: its pipes' write
+// ends, whose readers then see EOF.
+func restoreStdio(stdout, stderr *os.File) {
+	for _, f := range []struct {
+		std **os.File
+		was *os.File
+	}{{&os.Stdout, stdout}, {&os.Stderr, stderr}} {
+		if now := *f.std; now != f.was {
+			*f.std = f.was
+			_ = now.Close()
+		}
+	}
+}
+
+// brokerList remembers the gRPC brokers go-plugin hands the plugins it
+// serves, so that they can be closed once it returns.
+type brokerList struct {
+	mu   sync.Mutex
+	list []*goplugin.GRPCBroker
+}
+
+// track returns sets with every gRPC plugin wrapped to record its broker.
+func (b *brokerList) track(sets map[int]goplugin.PluginSet) map[int]goplugin.PluginSet {
+	out := make(map[int]goplugin.PluginSet, len(sets))
+	for v, set := range sets {
+		out[v] = make(goplugin.PluginSet, len(set))
+		for name, p := range set {
+			if gp, ok := p.(goplugin.GRPCPlugin); ok {
+				p = brokerRecorder{Plugin: p, grpc: gp, list: b}
+			}
+			out[v][name] = p
+		}
+	}
+	return out
+}
+
+func (b *brokerList) close() {
+	b.mu.Lock()
+	list := b.list
+	b.list = nil
+	b.mu.Unlock()
+	for _, br := range list {
+		_ = br.Close()
+	}
+}
+
+// brokerRecorder is a gRPC plugin that records the broker it is served
+// with; the rest is the plugin's own.
+type brokerRecorder struct {
+	goplugin.Plugin
+	grpc goplugin.GRPCPlugin
+	list *brokerList
+}
+
+func (r brokerRecorder) GRPCServer(b *goplugin.GRPCBroker, s *grpc.Server) error {
+	r.list.mu.Lock()
+	r.list.list = append(r.list.list, b)
+	r.list.mu.Unlock()
+	return r.grpc.GRPCServer(b, s)
+}
+
+func (r brokerRecorder) GRPCClient(ctx context.Context, b *goplugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return r.grpc.GRPCClient(ctx, b, c)
 }
 
 // fail reports a failure where its reader is. Under a host: an error
