@@ -56,6 +56,10 @@ func (d databasePlugin) Factory() any { return d.factory }
 // would gain nothing.
 func (databasePlugin) Type(context.Context) string { return "database" }
 
+// HostReloads: Vault's database engine retries no error a database plugin
+// returns (see errStopping).
+func (databasePlugin) HostReloads() bool { return false }
+
 // GRPCOptions keeps gRPC's defaults, as dbplugin's own serving code does.
 func (databasePlugin) GRPCOptions() []grpc.ServerOption { return nil }
 
@@ -103,11 +107,13 @@ var errStopping = errors.New("the database plugin is stopping: the request did n
 // stopping the factory is not called: an instance built then would never
 // be closed.
 func build(in *server.Instances, factory dbplugin.Factory) (db *servedDatabase, err error) {
-	end, ok := in.Tracker.Begin()
+	// dbplugin.Factory takes no context: the wait for a stop to finish
+	// is bounded by the shutdown timeout.
+	end, ok := in.Tracker.Begin(context.Background())
+	defer end()
 	if !ok {
 		return nil, errStopping
 	}
-	defer end()
 	defer func() {
 		if r := recover(); r != nil {
 			in.Logger.Error("database factory panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -165,11 +171,11 @@ func (d *servedDatabase) PluginVersion() logical.PluginVersion {
 // Initialize passes the connection configuration on; string values whose
 // key names a secret are removed from errors.
 func (d *servedDatabase) Initialize(ctx context.Context, req dbplugin.InitializeRequest) (resp dbplugin.InitializeResponse, err error) {
-	end, ok := d.t.Begin()
+	end, ok := d.t.Begin(ctx)
+	defer end()
 	if !ok {
 		return resp, errStopping
 	}
-	defer end()
 	defer d.t.Recover("database", "Initialize", &err)
 	resp, err = d.next.Initialize(ctx, req)
 	return resp, scrub(err, configSecrets(req.Config)...)
@@ -177,11 +183,11 @@ func (d *servedDatabase) Initialize(ctx context.Context, req dbplugin.Initialize
 
 // NewUser creates a user; its password never appears in an error.
 func (d *servedDatabase) NewUser(ctx context.Context, req dbplugin.NewUserRequest) (resp dbplugin.NewUserResponse, err error) {
-	end, ok := d.t.Begin()
+	end, ok := d.t.Begin(ctx)
+	defer end()
 	if !ok {
 		return resp, errStopping
 	}
-	defer end()
 	defer d.t.Recover("database", "NewUser", &err)
 	resp, err = d.next.NewUser(ctx, req)
 	return resp, scrub(err, req.Password)
@@ -189,11 +195,11 @@ func (d *servedDatabase) NewUser(ctx context.Context, req dbplugin.NewUserReques
 
 // UpdateUser changes a user; the new password never appears in an error.
 func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUserRequest) (resp dbplugin.UpdateUserResponse, err error) {
-	end, ok := d.t.Begin()
+	end, ok := d.t.Begin(ctx)
+	defer end()
 	if !ok {
 		return resp, errStopping
 	}
-	defer end()
 	defer d.t.Recover("database", "UpdateUser", &err)
 	resp, err = d.next.UpdateUser(ctx, req)
 	var secrets []string
@@ -205,11 +211,11 @@ func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUser
 
 // DeleteUser removes a user.
 func (d *servedDatabase) DeleteUser(ctx context.Context, req dbplugin.DeleteUserRequest) (resp dbplugin.DeleteUserResponse, err error) {
-	end, ok := d.t.Begin()
+	end, ok := d.t.Begin(ctx)
+	defer end()
 	if !ok {
 		return resp, errStopping
 	}
-	defer end()
 	defer d.t.Recover("database", "DeleteUser", &err)
 	return d.next.DeleteUser(ctx, req)
 }

@@ -94,17 +94,18 @@ func violations(t *testing.T, file string) string {
 
 // TestNoRequestAfterCleanup: a SIGTERM under a steady stream of requests
 // over two mounts. Once the stop begins no new request may reach a
-// backend (they are refused with net/rpc's ErrShutdown text, which Vault
-// retries on a new process), those in flight finish, and only then is
-// every backend cleaned up. The test plugin's Cleanup sets a flag and
-// takes 50 ms; its handler records a violation if it starts, or is still
-// running, once the flag is set. Repeated, because the window is a race.
+// backend (they are held back, then refused with net/rpc's ErrShutdown
+// text, which Vault retries on a new process), those in flight finish,
+// and only then is every backend cleaned up. The test plugin's Cleanup
+// sets a flag and takes 50 ms; its handler records a violation if it
+// starts, or is still running, once the flag is set. Repeated, because
+// the window is a race.
 func TestNoRequestAfterCleanup(t *testing.T) {
 	bin := servetest.Build(t, testPlugin)
 	const iterations, clients = 5, 8
 	for i := range iterations {
 		file := filepath.Join(t.TempDir(), "violations")
-		p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_STOP_FILE="+file))
+		p := servetest.Start(t, bin, servetest.WithEnv("TESTPLUGIN_STOP_FILE="+file, "TESTPLUGIN_MODE=stop1s"))
 		mounts := []*servetest.Mount{p.Mount(t, nil), p.Mount(t, nil)}
 		var tally stopTally
 		ctx := context.Background()

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -44,6 +45,13 @@ type Plugin interface {
 	// Factory is the author's factory, whose module versions a build
 	// that has no version of its own.
 	Factory() any
+	// HostReloads reports whether the host answers a call refused
+	// because the plugin is stopping by reloading the plugin (killing
+	// this process, starting another) and sending the call again. A
+	// stopping plugin that refused calls then waits for the host's kill,
+	// within the shutdown timeout, rather than going away first: until
+	// the host has a new process, every call would fail.
+	HostReloads() bool
 }
 
 // Instances is what a plugin kind needs to build the instances it serves.
@@ -140,6 +148,7 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	}
 
 	in := &Instances{Logger: s.Logger, Tracker: NewTracker(s.Logger), Version: s.Version}
+	in.Tracker.hold = p.HostReloads()
 	stopOps, err := s.startOps(ops, in)
 	if err != nil {
 		hint := "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log"
@@ -180,6 +189,7 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		srv   *grpc.Server
 	)
 	var brokers brokerList
+	hostStop := &hostShutdown{asked: make(chan struct{}), drained: make(chan struct{})}
 	key, value := s.plugin.Kind().Cookie()
 	serveConfig := &goplugin.ServeConfig{
 		HandshakeConfig:  goplugin.HandshakeConfig{MagicCookieKey: key, MagicCookieValue: value},
@@ -188,6 +198,7 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		Logger:           watch,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, s.plugin.GRPCOptions()...)
+			opts = append(opts, grpc.ChainUnaryInterceptor(hostStop.intercept))
 			g := goplugin.DefaultGRPCServer(opts)
 			srvMu.Lock()
 			srv = g
@@ -206,27 +217,40 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 	stopping := false // written before stopped is closed, read after
 	go func() {
 		defer close(stopped)
+		defer hostStop.drain()
 		var why string
 		select {
 		case <-stopCtx.Done():
 			if ctx.Err() == nil {
-				// Serving ended on its own: the host stopped the gRPC
-				// server (go-plugin's Kill). Whatever it did not clean
-				// up is closed all the same, once the calls still
-				// running in their handlers have returned.
+				// Serving ended on its own (a startup failure, or the
+				// gRPC server failed): close what was built, such as a
+				// database's first instance.
 				in.Tracker.Shutdown(s.ShutdownTimeout)
 				return
 			}
 			why = "context done"
 		case why = <-stop.Reasons:
+		case <-hostStop.asked:
+			why = "the host asked the plugin to shut down"
 		}
 		s.Logger.Info("stopping", "reason", why)
 		stopping = true
 		// From here no new call reaches an instance (Tracker.Begin
-		// refuses it); those in flight finish, every instance is
-		// closed, and only then does the gRPC server stop, so that the
-		// calls in flight could still answer.
+		// holds it back, then refuses it); those in flight finish,
+		// every instance is closed, and only then does the gRPC server
+		// stop, so that the calls in flight could still answer.
+		deadline := time.Now().Add(s.ShutdownTimeout)
 		in.Tracker.Shutdown(s.ShutdownTimeout)
+		hostStop.drain()
+		if s.plugin.HostReloads() && in.Tracker.Refused() {
+			s.Logger.Debug("calls were refused: waiting for the host to replace the plugin")
+			t := time.NewTimer(time.Until(deadline))
+			select {
+			case <-hostStop.asked:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		srvMu.Lock()
 		g := srv
 		srvMu.Unlock()
@@ -273,6 +297,36 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		return s.fail(errors.New("go-plugin stopped before serving, without an error"), "")
 	}
 	return nil
+}
+
+// controllerShutdown is the gRPC method by which go-plugin's client (the
+// host's Kill) asks the plugin to exit; go-plugin's handler stops the gRPC
+// server at once.
+const controllerShutdown = "/plugin.GRPCController/Shutdown"
+
+// hostShutdown makes the host's Kill a graceful stop: its Shutdown call
+// is held until the stop has drained the calls in flight and closed every
+// instance (within the shutdown timeout), where go-plugin's handler would
+// stop the gRPC server under them at once. go-plugin's Kill waits for
+// that answer before its own two-second grace. Vault kills a plugin
+// process when a mount is unmounted or reloaded, or Vault itself stops.
+type hostShutdown struct {
+	askedOnce, drainedOnce sync.Once
+	asked                  chan struct{} // closed when the host called Shutdown
+	drained                chan struct{} // closed when the stop is done with the instances
+}
+
+func (h *hostShutdown) drain() { h.drainedOnce.Do(func() { close(h.drained) }) }
+
+func (h *hostShutdown) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == controllerShutdown {
+		h.askedOnce.Do(func() { close(h.asked) })
+		select {
+		case <-h.drained:
+		case <-ctx.Done():
+		}
+	}
+	return handler(ctx, req)
 }
 
 // restoreStdio puts back os.Stdout and os.Stderr as they were before

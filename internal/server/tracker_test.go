@@ -26,14 +26,18 @@ func TestWarnOnceEachMessage(t *testing.T) {
 	}
 }
 
-// Once Shutdown has begun, Begin admits nothing; what was admitted before
-// finishes before any instance is closed.
+// Once Shutdown has begun, Begin admits nothing: what was admitted before
+// finishes before any instance is closed, and a call that arrives in the
+// meantime is held back (for a host that kills the process on a refusal)
+// until the instances are closed, then refused, or refused at once when
+// its context is done.
 func TestShutdownRefusesAndDrains(t *testing.T) {
 	tr := NewTracker(hclog.NewNullLogger())
+	tr.hold = true
 	var closed atomic.Bool
 	tr.Add("instance", func(context.Context) error { closed.Store(true); return nil })
 
-	end, ok := tr.Begin()
+	end, ok := tr.Begin(context.Background())
 	if !ok {
 		t.Fatal("Begin refused before any stop")
 	}
@@ -43,9 +47,20 @@ func TestShutdownRefusesAndDrains(t *testing.T) {
 	for !tr.Stopping() {
 		time.Sleep(time.Millisecond)
 	}
-	if _, ok := tr.Begin(); ok {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	endCancelled, ok := tr.Begin(ctx)
+	if ok {
 		t.Error("Begin admitted a call after Shutdown began")
 	}
+	endCancelled()
+	type held struct{ ok, closedFirst bool }
+	heldc := make(chan held, 1)
+	go func() {
+		end, ok := tr.Begin(context.Background())
+		heldc <- held{ok, closed.Load()}
+		end()
+	}()
 	if closed.Load() {
 		t.Fatal("an instance was closed with a call in flight")
 	}
@@ -54,13 +69,19 @@ func TestShutdownRefusesAndDrains(t *testing.T) {
 	if !closed.Load() {
 		t.Error("Shutdown returned without closing the instance")
 	}
+	h := <-heldc
+	if h.ok || !h.closedFirst {
+		t.Errorf("a call held back during the drain: admitted %v, returned after the instances were closed %v; want false, true", h.ok, h.closedFirst)
+	}
 }
 
 // However Begin and Shutdown interleave, no admitted call is still in
-// flight when the instances are closed, and none is admitted after.
+// flight when the instances are closed, and none is admitted after,
+// whether refused calls are held back or not.
 func TestShutdownRace(t *testing.T) {
-	for range 50 {
+	for i := range 100 {
 		tr := NewTracker(hclog.NewNullLogger())
+		tr.hold = i%2 == 0
 		var closed, violated atomic.Bool
 		tr.Add("instance", func(context.Context) error { closed.Store(true); return nil })
 		var wg sync.WaitGroup
@@ -69,14 +90,14 @@ func TestShutdownRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					end, ok := tr.Begin()
-					if !ok {
-						return
-					}
-					if closed.Load() {
+					end, ok := tr.Begin(context.Background())
+					if ok && closed.Load() {
 						violated.Store(true)
 					}
 					end()
+					if !ok {
+						return
+					}
 				}
 			}()
 		}
@@ -98,4 +119,26 @@ func TestShutdownTwice(t *testing.T) {
 	if n := closes.Load(); n != 1 {
 		t.Errorf("closed %d times, want 1", n)
 	}
+}
+
+// Without holding back, a call that arrives during the drain is refused at
+// once, while the call admitted before is still in flight.
+func TestShutdownRefusesAtOnce(t *testing.T) {
+	tr := NewTracker(hclog.NewNullLogger())
+	end, _ := tr.Begin(context.Background())
+	done := make(chan struct{})
+	go func() { tr.Shutdown(time.Hour); close(done) }()
+	for !tr.Stopping() {
+		time.Sleep(time.Millisecond)
+	}
+	refusedEnd, ok := tr.Begin(context.Background())
+	if ok {
+		t.Error("Begin admitted a call after Shutdown began")
+	}
+	refusedEnd()
+	if !tr.Refused() {
+		t.Error("Refused() = false after a refusal")
+	}
+	end()
+	<-done
 }

@@ -34,6 +34,11 @@ func main() {
 			opts = append(opts, serve.WithVersion("not-a-version"))
 		case "unwrap1s":
 			opts = append(opts, serve.WithUnwrapTimeout(time.Second))
+		case "stop1s":
+			// servetest does not replace a plugin that refuses requests
+			// as stopping, as Vault does: the plugin waits for that up
+			// to its shutdown timeout.
+			opts = append(opts, serve.WithShutdownTimeout(time.Second))
 		case "flags":
 			opts = append(opts, serve.WithFlags(func(fs *flag.FlagSet) {
 				fs.StringVar(&greeting, "greeting", "hello", "what the greeting path answers")
@@ -130,20 +135,35 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 				},
 			},
 			{
-				// work is a request that takes a moment, for the stop
-				// tests: one that starts, or is still running, once
-				// Cleanup began is a violation, recorded in
-				// TESTPLUGIN_STOP_FILE (the test process cannot be failed
-				// from here) and answered with an error.
+				// work is a request that takes a moment (1 ms, or its
+				// delay parameter), then reads storage if its storage
+				// parameter says so, for the stop tests: one that
+				// starts, or is still running, once Cleanup began is a
+				// violation, recorded in TESTPLUGIN_STOP_FILE (the test
+				// process cannot be failed from here) and answered with
+				// an error.
 				Pattern: "work",
+				Fields:  map[string]*framework.FieldSchema{"delay": {Type: framework.TypeString}, "storage": {Type: framework.TypeBool}},
 				Operations: map[logical.Operation]framework.OperationHandler{
-					logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+					logical.ReadOperation: &framework.PathOperation{Callback: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 						if cleaned.Load() {
 							return nil, violation("a request reached the backend after its Cleanup")
 						}
-						time.Sleep(time.Millisecond)
+						delay := time.Millisecond
+						if d, err := time.ParseDuration(d.Get("delay").(string)); err == nil {
+							delay = d
+						}
+						time.Sleep(delay)
 						if cleaned.Load() {
 							return nil, violation("Cleanup ran while a request was in flight")
+						}
+						// With storage=true it then reads storage, as a
+						// handler that looks something up after a slow
+						// call would.
+						if d.Get("storage").(bool) {
+							if _, err := req.Storage.Get(ctx, "work"); err != nil {
+								return nil, err
+							}
 						}
 						return &logical.Response{Data: map[string]interface{}{"ok": true}}, nil
 					}},
