@@ -33,8 +33,10 @@ type Plugin interface {
 	// Kind picks the handshake cookie and the serving plan.
 	Kind() compat.Kind
 	// Sets returns go-plugin's versioned plugin sets. Every instance they
-	// build must be registered with in.Tracker, so that a graceful stop
-	// can drain and close it. An error is a startup failure.
+	// build must be registered with in.Tracker (within a Tracker.Begin
+	// and its end, once serving), and every call into an instance must
+	// be admitted by Tracker.Begin, so that a graceful stop can drain and
+	// close it. An error is a startup failure.
 	Sets(in *Instances, plan Plan) (map[int]goplugin.PluginSet, error)
 	// Type builds one instance outside of any host to learn the plugin's
 	// type ("secret", "auth" or "database"), as Vault does at
