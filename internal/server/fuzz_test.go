@@ -142,6 +142,7 @@ func (fakePlugin) Type(context.Context) string {
 	return "secret"
 }
 func (fakePlugin) GRPCOptions() []grpc.ServerOption { return nil }
+func (fakePlugin) HostReloads() bool                { return false }
 func (fakePlugin) Sets(*Instances, Plan) (map[int]goplugin.PluginSet, error) {
 	return nil, errors.New("fakePlugin does not serve")
 }

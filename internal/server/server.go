@@ -12,8 +12,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -32,8 +34,10 @@ type Plugin interface {
 	// Kind picks the handshake cookie and the serving plan.
 	Kind() hostenv.Kind
 	// Sets returns go-plugin's versioned plugin sets. Every instance they
-	// build must be registered with in.Tracker, so that a graceful stop
-	// can drain and close it. An error is a startup failure.
+	// build must be registered with in.Tracker (within a Tracker.Begin
+	// and its end, once serving), and every call into an instance must
+	// be admitted by Tracker.Begin, so that a graceful stop can drain and
+	// close it. An error is a startup failure.
 	Sets(in *Instances, plan Plan) (map[int]goplugin.PluginSet, error)
 	// Type builds one instance outside of any host to learn the plugin's
 	// type ("secret", "auth" or "database"), as Vault does at
@@ -44,6 +48,13 @@ type Plugin interface {
 	// Factory is the author's factory, whose module versions a build
 	// that has no version of its own.
 	Factory() any
+	// HostReloads reports whether the host answers a call refused
+	// because the plugin is stopping by reloading the plugin (killing
+	// this process, starting another) and sending the call again. A
+	// stopping plugin that refused calls then waits for the host's kill,
+	// within the shutdown timeout, rather than going away first: until
+	// the host has a new process, every call would fail.
+	HostReloads() bool
 }
 
 // Instances is what a plugin kind needs to build the instances it serves.
@@ -140,6 +151,7 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 	}
 
 	in := &Instances{Logger: s.Logger, Tracker: NewTracker(s.Logger), Version: s.Version}
+	in.Tracker.hold = p.HostReloads()
 	stopOps, err := s.startOps(ops, in)
 	if err != nil {
 		hint := "another process may hold the port (Vault starts one process per mount for a plugin it does not multiplex): use port 0 and read the bound address from the log"
@@ -165,6 +177,7 @@ func (s *server) started() bool { return s.host.Started(s.plugin.Kind()) }
 func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopListener) error {
 	sets, err := s.plugin.Sets(in, plan)
 	if err != nil {
+		in.Tracker.Shutdown(s.ShutdownTimeout) // an instance built before the failure
 		return s.fail(err, "")
 	}
 	watch := &startupWatch{Logger: s.Logger}
@@ -178,14 +191,17 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		srvMu sync.Mutex
 		srv   *grpc.Server
 	)
+	var brokers brokerList
+	hostStop := &hostShutdown{asked: make(chan struct{}), drained: make(chan struct{})}
 	key, value := s.plugin.Kind().Cookie()
 	serveConfig := &goplugin.ServeConfig{
 		HandshakeConfig:  goplugin.HandshakeConfig{MagicCookieKey: key, MagicCookieValue: value},
-		VersionedPlugins: sets,
+		VersionedPlugins: brokers.track(sets),
 		TLSProvider:      tlsProvider,
 		Logger:           watch,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, s.plugin.GRPCOptions()...)
+			opts = append(opts, grpc.ChainUnaryInterceptor(hostStop.intercept))
 			g := goplugin.DefaultGRPCServer(opts)
 			srvMu.Lock()
 			srv = g
@@ -204,18 +220,40 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 	stopping := false // written before stopped is closed, read after
 	go func() {
 		defer close(stopped)
+		defer hostStop.drain()
 		var why string
 		select {
 		case <-stopCtx.Done():
 			if ctx.Err() == nil {
-				return // serving ended on its own
+				// Serving ended on its own (a startup failure, or the
+				// gRPC server failed): close what was built, such as a
+				// database's first instance.
+				in.Tracker.Shutdown(s.ShutdownTimeout)
+				return
 			}
 			why = "context done"
 		case why = <-stop.Reasons:
+		case <-hostStop.asked:
+			why = "the host asked the plugin to shut down"
 		}
 		s.Logger.Info("stopping", "reason", why)
 		stopping = true
+		// From here no new call reaches an instance (Tracker.Begin
+		// holds it back, then refuses it); those in flight finish,
+		// every instance is closed, and only then does the gRPC server
+		// stop, so that the calls in flight could still answer.
+		deadline := time.Now().Add(s.ShutdownTimeout)
 		in.Tracker.Shutdown(s.ShutdownTimeout)
+		hostStop.drain()
+		if s.plugin.HostReloads() && in.Tracker.Refused() {
+			s.Logger.Debug("calls were refused: waiting for the host to replace the plugin")
+			t := time.NewTimer(time.Until(deadline))
+			select {
+			case <-hostStop.asked:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		srvMu.Lock()
 		g := srv
 		srvMu.Unlock()
@@ -227,9 +265,19 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		}
 	}()
 
+	// go-plugin swaps os.Stdout and os.Stderr for pipes of its own and
+	// never swaps them back outside its test mode (which prints no
+	// handshake): Serve's caller gets them back, and the pipes are
+	// closed, which ends go-plugin's goroutines copying from them.
+	stdout, stderr := os.Stdout, os.Stderr
 	goplugin.Serve(serveConfig)
 	cancel()
 	<-stopped
+	restoreStdio(stdout, stderr)
+	// go-plugin closes its broker only in test mode; its goroutine reads
+	// from the host's broker stream until then, forever if the host
+	// never opened one.
+	brokers.close()
 
 	srvMu.Lock()
 	served := srv != nil
@@ -252,6 +300,102 @@ func (s *server) run(ctx context.Context, in *Instances, plan Plan, stop *stopLi
 		return s.fail(errors.New("go-plugin stopped before serving, without an error"), "")
 	}
 	return nil
+}
+
+// controllerShutdown is the gRPC method by which go-plugin's client (the
+// host's Kill) asks the plugin to exit; go-plugin's handler stops the gRPC
+// server at once.
+const controllerShutdown = "/plugin.GRPCController/Shutdown"
+
+// hostShutdown makes the host's Kill a graceful stop: its Shutdown call
+// is held until the stop has drained the calls in flight and closed every
+// instance (within the shutdown timeout), where go-plugin's handler would
+// stop the gRPC server under them at once. go-plugin's Kill waits for
+// that answer before its own two-second grace. Vault kills a plugin
+// process when a mount is unmounted or reloaded, or Vault itself stops.
+type hostShutdown struct {
+	askedOnce, drainedOnce sync.Once
+	asked                  chan struct{} // closed when the host called Shutdown
+	drained                chan struct{} // closed when the stop is done with the instances
+}
+
+func (h *hostShutdown) drain() { h.drainedOnce.Do(func() { close(h.drained) }) }
+
+func (h *hostShutdown) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == controllerShutdown {
+		h.askedOnce.Do(func() { close(h.asked) })
+		select {
+		case <-h.drained:
+		case <-ctx.Done():
+		}
+	}
+	return handler(ctx, req)
+}
+
+// restoreStdio puts back os.Stdout and os.Stderr as they were before
+// go-plugin's Serve and closes what it had put there: its pipes' write
+// ends, whose readers then see EOF.
+func restoreStdio(stdout, stderr *os.File) {
+	for _, f := range []struct {
+		std **os.File
+		was *os.File
+	}{{&os.Stdout, stdout}, {&os.Stderr, stderr}} {
+		if now := *f.std; now != f.was {
+			*f.std = f.was
+			_ = now.Close()
+		}
+	}
+}
+
+// brokerList remembers the gRPC brokers go-plugin hands the plugins it
+// serves, so that they can be closed once it returns.
+type brokerList struct {
+	mu   sync.Mutex
+	list []*goplugin.GRPCBroker
+}
+
+// track returns sets with every gRPC plugin wrapped to record its broker.
+func (b *brokerList) track(sets map[int]goplugin.PluginSet) map[int]goplugin.PluginSet {
+	out := make(map[int]goplugin.PluginSet, len(sets))
+	for v, set := range sets {
+		out[v] = make(goplugin.PluginSet, len(set))
+		for name, p := range set {
+			if gp, ok := p.(goplugin.GRPCPlugin); ok {
+				p = brokerRecorder{Plugin: p, grpc: gp, list: b}
+			}
+			out[v][name] = p
+		}
+	}
+	return out
+}
+
+func (b *brokerList) close() {
+	b.mu.Lock()
+	list := b.list
+	b.list = nil
+	b.mu.Unlock()
+	for _, br := range list {
+		_ = br.Close()
+	}
+}
+
+// brokerRecorder is a gRPC plugin that records the broker it is served
+// with; the rest is the plugin's own.
+type brokerRecorder struct {
+	goplugin.Plugin
+	grpc goplugin.GRPCPlugin
+	list *brokerList
+}
+
+func (r brokerRecorder) GRPCServer(b *goplugin.GRPCBroker, s *grpc.Server) error {
+	r.list.mu.Lock()
+	r.list.list = append(r.list.list, b)
+	r.list.mu.Unlock()
+	return r.grpc.GRPCServer(b, s)
+}
+
+func (r brokerRecorder) GRPCClient(ctx context.Context, b *goplugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return r.grpc.GRPCClient(ctx, b, c)
 }
 
 // fail reports a failure where its reader is. Under a host: an error

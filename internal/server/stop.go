@@ -56,9 +56,13 @@ func listenForStop() *stopListener {
 	return &stopListener{Reasons: why, release: func() {
 		cancel()
 		signal.Stop(term)
-		if !interruptWasIgnored {
-			// Serve returned: a caller that goes on (a test, a custom
-			// main) gets SIGINT's default back.
+		// Serve returned: a caller that goes on (a test, a custom main)
+		// gets SIGINT back as it was. Both calls also drop go-plugin's
+		// signal.Notify for SIGINT, which would otherwise keep catching
+		// it for a goroutine that is no longer serving anything.
+		if interruptWasIgnored {
+			signal.Ignore(os.Interrupt)
+		} else {
 			signal.Reset(os.Interrupt)
 		}
 	}}

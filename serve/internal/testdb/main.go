@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 
@@ -32,13 +33,15 @@ func main() {
 		case "panic":
 			panic("the factory panicked on purpose")
 		}
-		return echoDB{}, nil
+		return echoDB{closed: new(atomic.Bool)}, nil
 	}, dbserve.WithVersion("v0.3.0"))
 }
 
 // echoDB fails every NewUser with an error that quotes the password, as a
-// careless driver would.
-type echoDB struct{}
+// careless driver would. Under TESTDB_STOP_FILE, an UpdateUser that starts,
+// or still runs, once Close began is recorded there as a violation (the
+// test process cannot be failed from here) and fails.
+type echoDB struct{ closed *atomic.Bool }
 
 func (echoDB) Initialize(_ context.Context, req dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
 	if pw, _ := req.Config["password"].(string); pw != "" {
@@ -51,7 +54,16 @@ func (echoDB) NewUser(_ context.Context, req dbplugin.NewUserRequest) (dbplugin.
 	return dbplugin.NewUserResponse{}, fmt.Errorf("CREATE USER x WITH PASSWORD '%s' failed", req.Password)
 }
 
-func (echoDB) UpdateUser(context.Context, dbplugin.UpdateUserRequest) (dbplugin.UpdateUserResponse, error) {
+func (d echoDB) UpdateUser(context.Context, dbplugin.UpdateUserRequest) (dbplugin.UpdateUserResponse, error) {
+	if d.closed.Load() {
+		return dbplugin.UpdateUserResponse{}, violation("a request reached the database after its Close")
+	}
+	if os.Getenv("TESTDB_STOP_FILE") != "" {
+		time.Sleep(time.Millisecond)
+	}
+	if d.closed.Load() {
+		return dbplugin.UpdateUserResponse{}, violation("Close ran while a request was in flight")
+	}
 	return dbplugin.UpdateUserResponse{}, nil
 }
 
@@ -64,4 +76,26 @@ func (echoDB) DeleteUser(_ context.Context, req dbplugin.DeleteUserRequest) (dbp
 }
 
 func (echoDB) Type() (string, error) { return "echo", nil }
-func (echoDB) Close() error          { return nil }
+
+func (d echoDB) Close() error {
+	d.closed.Store(true)
+	if os.Getenv("TESTDB_STOP_FILE") != "" {
+		// As closing a real connection pool takes a while: the window in
+		// which a request must not reach us.
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// violation records what broke the stop's order in TESTDB_STOP_FILE and
+// returns it as the call's error.
+func violation(what string) error {
+	if f := os.Getenv("TESTDB_STOP_FILE"); f != "" {
+		fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprintln(fh, what)
+			fh.Close()
+		}
+	}
+	return errors.New("violation: " + what)
+}

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -32,6 +34,11 @@ func main() {
 			opts = append(opts, serve.WithVersion("not-a-version"))
 		case "unwrap1s":
 			opts = append(opts, serve.WithUnwrapTimeout(time.Second))
+		case "stop1s":
+			// servetest does not replace a plugin that refuses requests
+			// as stopping, as Vault does: the plugin waits for that up
+			// to its shutdown timeout.
+			opts = append(opts, serve.WithShutdownTimeout(time.Second))
 		case "flags":
 			opts = append(opts, serve.WithFlags(func(fs *flag.FlagSet) {
 				fs.StringVar(&greeting, "greeting", "hello", "what the greeting path answers")
@@ -57,6 +64,9 @@ func main() {
 }
 
 func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting string) (logical.Backend, error) {
+	// Set once Cleanup began: a request that runs after that reached a
+	// backend whose connections a real plugin would have closed.
+	var cleaned atomic.Bool
 	b := &framework.Backend{
 		Help:         "A backend for the serve tests.",
 		BackendType:  logical.TypeLogical,
@@ -125,6 +135,41 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 				},
 			},
 			{
+				// work is a request that takes a moment (1 ms, or its
+				// delay parameter), then reads storage if its storage
+				// parameter says so, for the stop tests: one that
+				// starts, or is still running, once Cleanup began is a
+				// violation, recorded in TESTPLUGIN_STOP_FILE (the test
+				// process cannot be failed from here) and answered with
+				// an error.
+				Pattern: "work",
+				Fields:  map[string]*framework.FieldSchema{"delay": {Type: framework.TypeString}, "storage": {Type: framework.TypeBool}},
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{Callback: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+						if cleaned.Load() {
+							return nil, violation("a request reached the backend after its Cleanup")
+						}
+						delay := time.Millisecond
+						if d, err := time.ParseDuration(d.Get("delay").(string)); err == nil {
+							delay = d
+						}
+						time.Sleep(delay)
+						if cleaned.Load() {
+							return nil, violation("Cleanup ran while a request was in flight")
+						}
+						// With storage=true it then reads storage, as a
+						// handler that looks something up after a slow
+						// call would.
+						if d.Get("storage").(bool) {
+							if _, err := req.Storage.Get(ctx, "work"); err != nil {
+								return nil, err
+							}
+						}
+						return &logical.Response{Data: map[string]interface{}{"ok": true}}, nil
+					}},
+				},
+			},
+			{
 				Pattern: "info",
 				Operations: map[logical.Operation]framework.OperationHandler{
 					logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
@@ -157,6 +202,12 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 			}
 		},
 		Clean: func(context.Context) {
+			cleaned.Store(true)
+			if os.Getenv("TESTPLUGIN_STOP_FILE") != "" {
+				// As a real Cleanup closing connections takes a while:
+				// the window in which a request must not reach us.
+				time.Sleep(50 * time.Millisecond)
+			}
 			if conf.Config["fault"] == "cleanup-panic" {
 				panic("Cleanup was told to panic")
 			}
@@ -173,4 +224,17 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 		return nil, err
 	}
 	return b, nil
+}
+
+// violation records what broke the stop's order in TESTPLUGIN_STOP_FILE
+// and returns it as the request's error.
+func violation(what string) error {
+	if f := os.Getenv("TESTPLUGIN_STOP_FILE"); f != "" {
+		fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprintln(fh, what)
+			fh.Close()
+		}
+	}
+	return errors.New("violation: " + what)
 }
