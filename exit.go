@@ -43,11 +43,17 @@ func ExitCode(err error) int {
 	}
 }
 
-// DefaultShutdownTimeout bounds how long a plugin asked to stop (SIGTERM,
-// its host gone, or Serve's context done) waits for the requests in
-// flight and then for every backend's Cleanup (or database's Close)
-// before it stops serving regardless. It is well under the ten seconds
-// most supervisors wait between SIGTERM and SIGKILL.
+// DefaultShutdownTimeout bounds a plugin's graceful stop: asked to stop
+// (SIGTERM, its host gone, the host's kill on unmount or reload, or
+// Serve's context done), it refuses new requests, waits for those in
+// flight and then for every backend's Cleanup (or database's Close), and
+// stops serving when they are done or the timeout is over. The host's
+// kill waits for that. A backend plugin that refused requests also waits,
+// within the same timeout, for the host to replace it, since Vault
+// answers the refusal by starting a new process and sending the request
+// there. Five seconds is well under the ten most supervisors wait between
+// SIGTERM and SIGKILL, and holds Vault's plugin catalog (which waits on
+// the kill) only briefly.
 const DefaultShutdownTimeout = 5 * time.Second
 
 // DefaultUnwrapTimeout bounds a secrets engine's or auth method's call to

@@ -17,6 +17,7 @@ import (
 	"github.com/plugkit/vaultplugin"
 	"github.com/plugkit/vaultplugin/internal/hostenv"
 	"github.com/plugkit/vaultplugin/internal/metrics/dbmetrics"
+	"github.com/plugkit/vaultplugin/internal/proctext"
 	"github.com/plugkit/vaultplugin/internal/server"
 	"github.com/plugkit/vaultplugin/logging"
 )
@@ -40,6 +41,19 @@ func Run(factory dbplugin.Factory, opts ...Option) {
 // startup failure has already been reported when Serve returns: under a
 // host, an error record on stderr and a cause line on stdout, which
 // Vault's API error shows; for a person, one line on stderr.
+//
+// Once a stop begins, a call that would reach a database is refused with
+// an error asking to send it again (Vault's database engine retries no
+// error of a plugin's, so the refusal says what happened); the calls in
+// flight finish, then every connection is closed.
+//
+// When Serve returns it has put the process back as it found it:
+// os.Stdout and os.Stderr are the files they were (go-plugin points them
+// at pipes of its own while serving; those are closed), and every
+// goroutine Serve started has ended but one under a host: go-plugin's
+// SIGINT receiver, which go-plugin starts with every handshake and gives
+// no way to end. It holds no file or connection and receives no signal
+// once Serve has returned; each Serve under a host leaves one.
 func Serve(ctx context.Context, factory dbplugin.Factory, opts ...Option) error {
 	c := server.NewConfig()
 	var problems []error
@@ -128,8 +142,8 @@ func build(in *server.Instances, factory dbplugin.Factory) (db *servedDatabase, 
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			in.Logger.Error("database factory panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			db, err = nil, fmt.Errorf("database factory panicked: %v", r)
+			in.Logger.Error("database "+proctext.FactoryPanicked, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			db, err = nil, fmt.Errorf("database %s: %v", proctext.FactoryPanicked, r)
 		}
 	}()
 	raw, err := factory()

@@ -71,9 +71,10 @@ func WithArgs(args ...string) Option {
 	return option(func(c *server.Config) error { return c.AddArgs(args) })
 }
 
-// WithShutdownTimeout bounds a graceful stop, waiting for requests in
-// flight and then each connection's Close ([vaultplugin.DefaultShutdownTimeout]
-// when not given). d must be positive.
+// WithShutdownTimeout bounds a graceful stop: the drain of the requests in
+// flight and then each connection's Close
+// ([vaultplugin.DefaultShutdownTimeout] when not given). d must be
+// positive.
 func WithShutdownTimeout(d time.Duration) Option {
 	return option(func(c *server.Config) error { return c.SetShutdownTimeout(d) })
 }

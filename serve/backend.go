@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/plugkit/vaultplugin/internal/hostenv"
+	"github.com/plugkit/vaultplugin/internal/proctext"
 	"github.com/plugkit/vaultplugin/internal/server"
 )
 
@@ -138,8 +139,8 @@ func wrapFactory(in *server.Instances, f logical.Factory) logical.Factory {
 		}
 		defer func() {
 			if r := recover(); r != nil {
-				in.Logger.Error("backend factory panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				b, err = nil, fmt.Errorf("backend factory panicked: %v", r)
+				in.Logger.Error("backend "+proctext.FactoryPanicked, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				b, err = nil, fmt.Errorf("backend %s: %v", proctext.FactoryPanicked, r)
 			}
 		}()
 		b, err = f(ctx, conf)

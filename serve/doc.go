@@ -19,7 +19,12 @@
 // The plugin stops by itself, calling each backend's Cleanup, when it
 // receives SIGTERM or when its host dies (Vault killed with SIGKILL), so it
 // never outlives Vault. SIGINT is ignored, as go-plugin does, because a
-// terminal sends it to Vault's whole process group.
+// terminal sends it to Vault's whole process group. Once a stop begins no
+// new request reaches a backend: it is held until the requests in flight
+// have finished and every backend's Cleanup has run, then refused with
+// the error Vault answers by starting a new plugin process and sending
+// the request there, so Vault's clients see no failure. The host's own
+// kill (an unmount, a reload, Vault stopping) is made as graceful.
 //
 // Database plugins are served by package dbserve, which takes the SDK's
 // own dbplugin.Factory, so that a backend plugin's binary links nothing of

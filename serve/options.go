@@ -73,14 +73,17 @@ func WithArgs(args ...string) Option {
 }
 
 // WithUnwrapTimeout bounds the legacy TLS path's unwrap call to Vault
-// ([vaultplugin.DefaultUnwrapTimeout] when not given). d must be positive. Database
-// plugins never take that path, so dbserve has no such option.
+// ([vaultplugin.DefaultUnwrapTimeout] when not given). d must be
+// positive. Database plugins never take that path, so dbserve has no such
+// option.
 func WithUnwrapTimeout(d time.Duration) Option {
 	return option(func(c *server.Config) error { return c.SetUnwrapTimeout(d) })
 }
 
-// WithShutdownTimeout bounds a graceful stop ([vaultplugin.DefaultShutdownTimeout] when
-// not given). d must be positive.
+// WithShutdownTimeout bounds a graceful stop: the drain of the requests in
+// flight, every backend's Cleanup, and the wait for the host to replace a
+// plugin that refused requests ([vaultplugin.DefaultShutdownTimeout]
+// says why each is waited for, and is the default). d must be positive.
 func WithShutdownTimeout(d time.Duration) Option {
 	return option(func(c *server.Config) error { return c.SetShutdownTimeout(d) })
 }

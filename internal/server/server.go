@@ -109,7 +109,7 @@ func Serve(ctx context.Context, p Plugin, c *Config, optErr error) error {
 		s.Logger = logging.New(&logging.Options{Output: s.Stderr, Redact: redact, Lookup: s.Lookup})
 	}
 	if optErr != nil {
-		return s.fail(usageError{optErr}, "fix the serve options in the plugin's main")
+		return s.fail(usageError{optErr}, "fix the options given to Run or Serve in the plugin's main")
 	}
 
 	// Everything printed to a person goes to the original writers.
