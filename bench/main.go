@@ -5,6 +5,7 @@
 //
 //	go run ./bench          # every figure
 //	go run ./bench -size    # the sizes and sha256 at launch only (~1 min)
+//	go run ./bench -enable  # secrets enable to first answer through Vault 1.21.0: go build vs release builds
 //
 // Ratios, not absolute times, are the result: the machines are shared and
 // noisy, and interleaving exposes both binaries to the same noise.
@@ -58,7 +59,15 @@ func main() {
 	requests := flag.Int("requests", 10000, "requests per throughput run")
 	mounts := flag.Int("mounts", 50, "mounts for the memory comparison")
 	sizeOnly := flag.Bool("size", false, "only the binary sizes and the sha256 at launch (starts no plugin)")
+	enable := flag.Bool("enable", false, "only secrets enable to the first answer through Vault 1.21.0: go build against release builds")
 	flag.Parse()
+	if *enable {
+		if err := runEnable(*rounds); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*rounds, *hashes, *requests, *mounts, *sizeOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

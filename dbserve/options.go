@@ -27,7 +27,8 @@ func (o option) apply(c *server.Config) error { return o(c) }
 // version ("1.2.3", "v1.2.3-rc.1"); it is reported the way Vault normalises
 // -version: "v" followed by the canonical semver.
 //
-// Without it the version is, in order: the one the database reports itself
+// Without it the version is, in order: the one `vaultplugin release
+// -version` stamped into a release build; the one the database reports itself
 // (logical.PluginVersioner); the main module's version from the build info;
 // and, when the main module has none or only an untagged pseudo-version,
 // the version of the module that defines the factory.

@@ -65,17 +65,22 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 func main() { serve.Run(factory) }
 `
 
-// TestDevLoop runs `vaultplugin dev` on a plugin module as its author
-// would, edits the plugin's source, and checks that the change is served
-// after the reload while the mount's data survives, that a broken build
-// leaves the old plugin serving, that `vaultplugin register` registers
-// another build, and that Ctrl-C leaves nothing running or behind.
+// TestDevLoop runs `vaultplugin dev -vault BIN` on a plugin module as its
+// author would, in a shell that still holds a stale VAULT_ADDR, edits the
+// plugin's source, and checks that dev uses BIN and says so, that the
+// change is served after the reload while the mount's data survives, that
+// a broken build leaves the old plugin serving, that `vaultplugin
+// register` registers another build, and that Ctrl-C leaves nothing
+// running or behind.
 func TestDevLoop(t *testing.T) {
 	record(t, "vaultplugin dev: edit, rebuild, reload; register")
+	if h := hostByKey("vault-1.21"); h.skip != "" {
+		t.Skipf("%s: %s", h.name(), h.skip)
+	}
 	dir := t.TempDir()
-	tool := filepath.Join(dir, "vaultplugin")
-	if out, err := goCmd(repoRoot, 5*time.Minute, "build", "-o", tool, "./cmd/vaultplugin"); err != nil {
-		t.Fatalf("go build ./cmd/vaultplugin: %v\n%s", err, out)
+	tool, err := vaultpluginTool()
+	if err != nil {
+		t.Fatal(err)
 	}
 	mod := filepath.Join(dir, "devplug")
 	if err := os.Mkdir(mod, 0o755); err != nil {
@@ -97,7 +102,9 @@ func TestDevLoop(t *testing.T) {
 
 	cmd := exec.Command(tool, "dev", "-vault", vaultBin, ".")
 	cmd.Dir = mod
-	cmd.Env = withoutVaultEnv(os.Environ())
+	// A Vault the shell once used, long stopped: -vault wins over it.
+	stale := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	cmd.Env = append(withoutVaultEnv(os.Environ()), "VAULT_ADDR="+stale, "VAULT_TOKEN=stale")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -140,8 +147,16 @@ func TestDevLoop(t *testing.T) {
 		}
 	}
 	work := waitFor(`^work dir: (.+)$`, time.Minute)[1]
+	waitFor(`^ignoring VAULT_ADDR=`+regexp.QuoteMeta(stale)+`: -vault starts a dev server of its own$`, time.Minute)
+	server := waitFor(`^vault dev server (\S+) \((Vault v[^\s,)]+)[^)]*\) on (http://127\.0\.0\.1:\d+) \(log: `, time.Minute)
+	if server[1] != vaultBin || server[2] != "Vault v"+hostByKey("vault-1.21").actual {
+		t.Errorf("dev says it uses %s (%s), want %s (Vault v%s)", server[1], server[2], vaultBin, hostByKey("vault-1.21").actual)
+	}
 	first := waitFor(`mounted at devplug/, pid (\d+)`, 3*time.Minute)[1]
 	addr := waitFor(`export VAULT_ADDR=(\S+)`, time.Minute)[1]
+	if addr != server[3] {
+		t.Errorf("dev exports VAULT_ADDR=%s, but said its server is on %s", addr, server[3])
+	}
 	token := waitFor(`export VAULT_TOKEN=(\S+)`, time.Minute)[1]
 	waitFor(`^watching`, time.Minute)
 

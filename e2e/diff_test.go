@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -30,20 +31,58 @@ import (
 // any other fails the test.
 
 // step is one request of a script: op is read, write, list, delete or
-// login (a write without a token), path is relative to the mount.
+// login (a write without a token), path is relative to the mount. The
+// lease steps are renew, revoke and revoke-prefix (sys/leases) and
+// token-renew (auth/token/renew): they act on the lease ID or client
+// token an earlier step saved under lease, or, without one, on path (the
+// mount's prefix added), for an ID that does not exist.
 type step struct {
-	op, path string
-	data     map[string]any
-	expect   int // when not 0, the status both must answer
+	op, path  string
+	data      map[string]any
+	expect    int    // when not 0, the status both must answer
+	save      string // keeps the answer's lease ID or client token under this name
+	lease     string // the saved lease ID or token the step acts on
+	increment int    // seconds, for renew and token-renew
 }
 
-// outcome is what a client sees of one request.
+// outcome is what a client sees of one request: the HTTP status and the
+// fields of Vault's JSON answer that the test compares, under their names.
 type outcome struct {
-	Status   int
-	Data     any      `json:",omitempty"`
-	Warnings []string `json:",omitempty"`
-	Errors   []string `json:",omitempty"`
-	Auth     any      `json:",omitempty"`
+	Status        int      `json:"status"`
+	Data          any      `json:"data,omitempty"`
+	Warnings      []string `json:"warnings,omitempty"`
+	Errors        []string `json:"errors,omitempty"`
+	Auth          any      `json:"auth,omitempty"`
+	LeaseID       string   `json:"lease_id,omitempty"`
+	Renewable     bool     `json:"renewable,omitempty"`
+	LeaseDuration int      `json:"lease_duration,omitempty"`
+}
+
+// handles are the lease IDs and client tokens a script's steps saved, by
+// name: each side (Vault, servetest) has its own.
+type handles map[string]string
+
+// target is what a lease step acts on: the saved lease ID or token, or
+// the mount's prefix and the step's path.
+func (s step) target(saved handles, prefix string) string {
+	switch {
+	case s.lease != "":
+		return saved[s.lease]
+	case s.path == "":
+		return ""
+	}
+	return prefix + s.path
+}
+
+// keep saves o's lease ID or client token under s.save.
+func (s step) keep(saved handles, leaseID, token string) {
+	if s.save == "" {
+		return
+	}
+	saved[s.save] = leaseID
+	if token != "" {
+		saved[s.save] = token
+	}
 }
 
 // knownDifferences are the accepted differences, by plugin and step, with
@@ -89,6 +128,47 @@ func script(name string) []step {
 			{op: "write", path: "kv/k3", data: map[string]any{"value": "v", "unknown": "field"}},
 			{op: "read", path: "panic"},
 			{op: "write", path: "panic-exists"},
+			// Leases on an untuned mount: Vault's 768h default, and its
+			// cap with the warning. The renewals are on the tuned mount
+			// (testplugin-leases): here a renewal by the default TTL is
+			// capped, or not, by whether a second passed since the issue.
+			{op: "write", path: "lease/plain"},
+			{op: "write", path: "lease/long", data: map[string]any{"ttl": "1000h"}},
+			{op: "revoke-prefix", path: "lease"},
+			{op: "read", path: "lease-log/plain"},
+		}
+	case "testplugin-leases":
+		// The mount is tuned to default_lease_ttl=1h, max_lease_ttl=2h.
+		return []step{
+			{op: "write", path: "lease/web", save: "web"},
+			{op: "write", path: "lease/capped", data: map[string]any{"ttl": "3h"}, save: "capped"},
+			{op: "read", path: "lease-log/web"},
+			{op: "renew", lease: "web"},
+			{op: "renew", lease: "web", increment: 1800},
+			{op: "read", path: "lease-log/web"},
+			{op: "renew", lease: "capped", increment: 3 * 3600},
+			{op: "revoke", lease: "web", expect: 204},
+			{op: "read", path: "lease-log/web"},
+			{op: "renew", lease: "web"},
+			{op: "revoke", lease: "web"},
+			{op: "revoke", path: "lease/web/AAAAAAAAAAAAAAAAAAAAAAAA"},
+			{op: "renew", path: "lease/web/AAAAAAAAAAAAAAAAAAAAAAAA"},
+			{op: "renew"},
+			{op: "revoke"},
+			{op: "write", path: "lease/fixed", data: map[string]any{"renewable": false}, save: "fixed"},
+			{op: "renew", lease: "fixed"},
+			{op: "write", path: "lease/badrenew", data: map[string]any{"fail": "renew"}, save: "badrenew"},
+			{op: "renew", lease: "badrenew"},
+			{op: "write", path: "lease/badrevoke", data: map[string]any{"fail": "revoke"}, save: "badrevoke"},
+			{op: "revoke", lease: "badrevoke"},
+			{op: "renew", lease: "badrevoke"},
+			{op: "revoke-prefix", path: "lease/fixed"},
+			{op: "renew", lease: "fixed"},
+			{op: "revoke-prefix", path: "lease/"},
+			{op: "renew", lease: "badrenew"},
+			{op: "read", path: "lease-log/capped"},
+			{op: "revoke-prefix", lease: "badrenew"},
+			{op: "renew", lease: "badrenew"},
 		}
 	case "vault-plugin-secrets-example":
 		return []step{
@@ -128,6 +208,24 @@ func script(name string) []step {
 			{op: "login", path: "login", data: map[string]any{"username": "alice", "password": "correct horse"}},
 			{op: "read", path: "users/alice"},
 			{op: "list", path: "users"},
+			// Token renewal (`vault token renew`) on a mount tuned to
+			// default_lease_ttl=1h, max_lease_ttl=2h.
+			{op: "write", path: "users/dave", data: map[string]any{"password": "pw", "policies": "ops", "ttl": "30m"}},
+			{op: "login", path: "login", data: map[string]any{"username": "dave", "password": "pw"}, save: "dave"},
+			{op: "token-renew", lease: "dave"},
+			{op: "token-renew", lease: "dave", increment: 3600},
+			{op: "token-renew", lease: "dave", increment: 3 * 3600},
+			{op: "write", path: "users/dave", data: map[string]any{"policies": "ops,admin"}},
+			{op: "token-renew", lease: "dave"},
+			{op: "delete", path: "users/dave"},
+			{op: "token-renew", lease: "dave"},
+			{op: "token-renew", path: "no-such-token"},
+			{op: "token-renew"},
+			{op: "write", path: "users/erin", data: map[string]any{"password": "pw"}},
+			{op: "login", path: "login", data: map[string]any{"username": "erin", "password": "pw"}, save: "erin"},
+			{op: "token-renew", lease: "erin"},
+			{op: "write", path: "users/frank", data: map[string]any{"password": "pw", "ttl": "3h"}},
+			{op: "login", path: "login", data: map[string]any{"username": "frank", "password": "pw"}},
 		}
 	case k8sPlugin:
 		return []step{
@@ -152,30 +250,53 @@ func script(name string) []step {
 	return nil
 }
 
+// diffMount is a mount the differential test compares: the plugin
+// registered as bin, mounted at name on the host and in servetest, with
+// its lease TTLs tuned when ttls is set (default, max).
+type diffMount struct {
+	name, bin string
+	ttls      []time.Duration
+}
+
 func TestDifferential(t *testing.T) {
 	eachHost(t, "differential: servetest vs Vault, 4 plugins", nil, func(t *testing.T, h *host) {
 		k8sBin, k8sVer, _ := thirdParty(t)
-		names := []string{"testplugin", "vault-plugin-secrets-example", "vault-plugin-auth-example"}
+		tuned := []time.Duration{time.Hour, 2 * time.Hour}
+		mounts := []diffMount{
+			{name: "testplugin", bin: "testplugin"},
+			{name: "testplugin-leases", bin: "testplugin", ttls: tuned},
+			{name: "vault-plugin-secrets-example", bin: "vault-plugin-secrets-example"},
+			{name: "vault-plugin-auth-example", bin: "vault-plugin-auth-example", ttls: tuned},
+		}
+		registered := []string{"testplugin", "vault-plugin-secrets-example", "vault-plugin-auth-example"}
 		if k8sBin != "" {
 			bins[k8sPlugin] = k8sBin
 			t.Cleanup(func() { delete(bins, k8sPlugin) })
-			names = append(names, k8sPlugin)
+			mounts = append(mounts, diffMount{name: k8sPlugin, bin: k8sPlugin})
+			registered = append(registered, k8sPlugin)
 		}
-		v := startVault(t, h, names...)
+		v := startVault(t, h, registered...)
 
 		var rows []string
-		for _, name := range names {
+		for _, mnt := range mounts {
+			name := mnt.name
 			t.Run(name, func(t *testing.T) {
-				typ, ver := "secret", binVersion(t, name)
-				if name == k8sPlugin {
+				typ, ver := "secret", binVersion(t, mnt.bin)
+				if mnt.bin == k8sPlugin {
 					ver = k8sVer
 				}
-				if strings.Contains(name, "auth") {
+				if strings.Contains(mnt.bin, "auth") {
 					typ = "auth"
 				}
 				// -dev-plugin-dir registered the binary; mount it under its
 				// own name, as servetest does, so MountPoint matches.
-				enable := []string{"secrets", "enable", "-path=" + name, "-plugin-version=" + ver, name}
+				enable := []string{"secrets", "enable", "-path=" + name, "-plugin-version=" + ver}
+				opts := []servetest.Option{servetest.WithPluginName(name), servetest.WithVaultVersion(h.actual)}
+				if mnt.ttls != nil {
+					enable = append(enable, "-default-lease-ttl="+mnt.ttls[0].String(), "-max-lease-ttl="+mnt.ttls[1].String())
+					opts = append(opts, servetest.WithLeaseTTLs(mnt.ttls[0], mnt.ttls[1]))
+				}
+				enable = append(enable, mnt.bin)
 				prefix := name + "/"
 				if typ == "auth" {
 					enable[0], prefix = "auth", "auth/"+name+"/"
@@ -184,16 +305,17 @@ func TestDifferential(t *testing.T) {
 					t.Fatalf("vault %s: %v\n%s", strings.Join(enable, " "), err, out)
 				}
 				// servetest plays this host's version, as the plugin sees it.
-				p := servetest.Start(t, bins[name], servetest.WithPluginName(name), servetest.WithVaultVersion(h.actual))
+				p := servetest.Start(t, bins[mnt.bin], opts...)
 				m := p.Mount(t, nil)
 				if m.MountPoint != prefix {
 					t.Fatalf("servetest mounted at %q, Vault at %q", m.MountPoint, prefix)
 				}
 				same, known := 0, 0
+				vaultSaved, testSaved := handles{}, handles{}
 				for i, s := range script(name) {
-					key := fmt.Sprintf("%s #%d %s %s", name, i+1, s.op, s.path)
-					want := v.do(t, s, prefix)
-					got := do(t, m, s)
+					key := fmt.Sprintf("%s #%d %s %s", name, i+1, s.op, s.path+s.lease)
+					want := v.do(t, s, prefix, vaultSaved)
+					got := do(t, m, s, testSaved)
 					normalize(&want)
 					normalize(&got)
 					if s.expect != 0 && (want.Status != s.expect || got.Status != s.expect) {
@@ -229,19 +351,31 @@ func TestDifferential(t *testing.T) {
 	})
 }
 
-// do runs s through Vault's HTTP API against the mount at prefix.
-func (v *vault) do(t *testing.T, s step, prefix string) outcome {
+// do runs s through Vault's HTTP API against the mount at prefix, as
+// Vault's CLI and API client send it: a lease step to sys/leases or
+// auth/token with the root token, its path cleaned as the API client
+// cleans it.
+func (v *vault) do(t *testing.T, s step, prefix string, saved handles) outcome {
 	t.Helper()
-	method, token := map[string]string{"read": "GET", "write": "PUT", "list": "LIST", "delete": "DELETE", "login": "PUT"}[s.op], rootToken
-	if s.op == "login" {
+	method, token, path, data := map[string]string{"read": "GET", "write": "PUT", "list": "LIST", "delete": "DELETE", "login": "PUT"}[s.op], rootToken, prefix+s.path, any(s.data)
+	switch s.op {
+	case "login":
 		token = ""
+	case "renew":
+		method, path, data = "PUT", "sys/leases/renew", map[string]any{"lease_id": s.target(saved, prefix), "increment": s.increment}
+	case "revoke":
+		method, path, data = "PUT", "sys/leases/revoke", map[string]any{"lease_id": s.target(saved, prefix)}
+	case "revoke-prefix":
+		method, path, data = "PUT", pathpkg.Join("sys/leases/revoke-prefix", s.target(saved, prefix)), nil
+	case "token-renew":
+		method, path, data = "PUT", "auth/token/renew", map[string]any{"token": s.target(saved, prefix), "increment": s.increment}
 	}
 	var body io.Reader
-	if s.data != nil {
-		b, _ := json.Marshal(s.data)
+	if s.data != nil || data != nil {
+		b, _ := json.Marshal(data)
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, v.addr+"/v1/"+prefix+s.path, body)
+	req, err := http.NewRequest(method, v.addr+"/v1/"+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,27 +390,29 @@ func (v *vault) do(t *testing.T, s step, prefix string) outcome {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r struct {
-		Data     any      `json:"data"`
-		Warnings []string `json:"warnings"`
-		Errors   []string `json:"errors"`
-		Auth     any      `json:"auth"`
-	}
+	var o outcome
 	raw, _ := io.ReadAll(resp.Body)
 	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &r); err != nil {
+		if err := json.Unmarshal(raw, &o); err != nil {
 			t.Fatalf("%s %s: %v\n%s", method, s.path, err, raw)
 		}
 	}
-	return outcome{Status: resp.StatusCode, Data: r.Data, Warnings: r.Warnings, Errors: r.Errors, Auth: r.Auth}
+	o.Status = resp.StatusCode
+	var clientToken string
+	if a, ok := o.Auth.(map[string]any); ok {
+		clientToken, _ = a["client_token"].(string)
+	}
+	s.keep(saved, o.LeaseID, clientToken)
+	return o
 }
 
 // do runs s through servetest's Mount and shows it as Vault's API would.
-func do(t *testing.T, m *servetest.Mount, s step) outcome {
+func do(t *testing.T, m *servetest.Mount, s step, saved handles) outcome {
 	t.Helper()
 	ctx := context.Background()
 	var resp *logical.Response
 	var err error
+	inc := time.Duration(s.increment) * time.Second
 	switch s.op {
 	case "read":
 		resp, err = m.Read(ctx, s.path)
@@ -288,6 +424,16 @@ func do(t *testing.T, m *servetest.Mount, s step) outcome {
 		resp, err = m.Delete(ctx, s.path)
 	case "login":
 		resp, err = m.Login(ctx, s.path, s.data)
+	case "renew":
+		resp, err = m.Renew(ctx, s.target(saved, m.MountPoint), inc)
+	case "revoke":
+		err = m.Revoke(ctx, s.target(saved, m.MountPoint))
+	case "revoke-prefix":
+		err = m.RevokePrefix(ctx, s.target(saved, m.MountPoint))
+	case "token-renew":
+		resp, err = m.RenewToken(ctx, s.target(saved, m.MountPoint), inc)
+	default:
+		t.Fatalf("unknown op %q", s.op)
 	}
 	if err != nil {
 		var re *servetest.ResponseError
@@ -300,16 +446,18 @@ func do(t *testing.T, m *servetest.Mount, s step) outcome {
 	if resp == nil {
 		return outcome{Status: http.StatusNoContent}
 	}
-	o := outcome{Status: http.StatusOK, Warnings: resp.Warnings}
-	if resp.Data != nil {
-		o.Data = roundTrip(t, resp.Data)
+	// The response as Vault's HTTP API writes it.
+	h := logical.LogicalResponseToHTTPResponse(resp)
+	o := outcome{Status: http.StatusOK, Warnings: h.Warnings, LeaseID: h.LeaseID, Renewable: h.Renewable, LeaseDuration: h.LeaseDuration}
+	if h.Data != nil {
+		o.Data = roundTrip(t, h.Data)
 	}
-	if resp.Auth != nil {
-		o.Auth = roundTrip(t, map[string]any{
-			"policies": resp.Auth.Policies,
-			"metadata": resp.Auth.Metadata,
-		})
+	var clientToken string
+	if h.Auth != nil {
+		o.Auth = roundTrip(t, h.Auth)
+		clientToken = h.Auth.ClientToken
 	}
+	s.keep(saved, h.LeaseID, clientToken)
 	return o
 }
 
@@ -328,11 +476,24 @@ func roundTrip(t *testing.T, v any) any {
 var (
 	sha1Hex  = regexp.MustCompile(`^[0-9a-f]{40}$`)
 	accessor = regexp.MustCompile(`_[0-9a-f]{8}$`)
+	// leaseRand is the random end of a lease ID: 24 base62 characters.
+	leaseRand = regexp.MustCompile(`/[A-Za-z0-9]{24}\b`)
+	// cappedTo is the time left that Vault's TTL cap warning names.
+	cappedTo = regexp.MustCompile(`(effective max_ttl of ")([^"]+)(")`)
 )
+
+// authFields are the fields of a login's or renewal's auth that the test
+// compares: what the plugin decided and what Vault's token store adds to
+// it that servetest plays. entity_id is left out: servetest has no
+// identity store (a known limit).
+var authFields = []string{"policies", "token_policies", "metadata", "lease_duration", "renewable", "token_type", "orphan", "client_token", "accessor", "num_uses"}
 
 // normalize replaces what differs between any two runs, not between Vault
 // and servetest: salted tokens and accessors (random per mount and
-// token), and of a login's auth what Vault adds when it issues the token.
+// token), lease IDs' random ends, and the seconds a host's clock moved
+// between two requests (a TTL capped at what is left of a max TTL is
+// rounded to the minute; servetest's clock stands still); and of a
+// login's auth what Vault adds when it issues the token.
 func normalize(o *outcome) {
 	if d, ok := o.Data.(map[string]any); ok {
 		for k, v := range d {
@@ -347,9 +508,30 @@ func normalize(o *outcome) {
 			}
 		}
 	}
+	o.LeaseID = leaseRand.ReplaceAllString(o.LeaseID, "/<random>")
+	o.LeaseDuration = roundToMinute(o.LeaseDuration)
+	for i, e := range o.Errors {
+		o.Errors[i] = leaseRand.ReplaceAllString(e, "/<random>")
+	}
+	for i, w := range o.Warnings {
+		o.Warnings[i] = cappedTo.ReplaceAllStringFunc(w, func(m string) string {
+			p := cappedTo.FindStringSubmatch(m)
+			d, err := time.ParseDuration(p[2])
+			if err != nil {
+				return m
+			}
+			return p[1] + d.Round(time.Minute).String() + p[3]
+		})
+	}
 	if a, ok := o.Auth.(map[string]any); ok {
-		// Of the token Vault issues, keep what the plugin decided: its
-		// policies (without the "default" Vault adds) and metadata.
+		// Of the token Vault issues, keep what the plugin decided and
+		// what servetest plays: its policies (without the "default"
+		// Vault adds: servetest leaves a login's Policies as the plugin
+		// set them), its token's policies, lease and type.
+		n := map[string]any{}
+		for _, k := range authFields {
+			n[k] = a[k]
+		}
 		var policies []string
 		if ps, ok := a["policies"].([]any); ok {
 			for _, p := range ps {
@@ -359,11 +541,22 @@ func normalize(o *outcome) {
 			}
 		}
 		sort.Strings(policies)
-		md := a["metadata"]
-		if m, ok := md.(map[string]any); ok && len(m) == 0 {
-			md = nil
+		n["policies"] = policies
+		if tp, ok := a["token_policies"].([]any); ok {
+			sort.Slice(tp, func(i, j int) bool { return fmt.Sprint(tp[i]) < fmt.Sprint(tp[j]) })
 		}
-		o.Auth = map[string]any{"policies": policies, "metadata": md}
+		if m, ok := n["metadata"].(map[string]any); ok && len(m) == 0 {
+			n["metadata"] = nil
+		}
+		if d, ok := n["lease_duration"].(float64); ok {
+			n["lease_duration"] = roundToMinute(int(d))
+		}
+		for _, k := range []string{"client_token", "accessor"} {
+			if s, _ := n[k].(string); s != "" {
+				n[k] = "<" + k + ">"
+			}
+		}
+		o.Auth = n
 	}
 	if len(o.Warnings) == 0 {
 		o.Warnings = nil
@@ -371,6 +564,13 @@ func normalize(o *outcome) {
 	if len(o.Errors) == 0 {
 		o.Errors = nil
 	}
+}
+
+// roundToMinute rounds seconds to the nearest minute: the TTLs the
+// scripts set are whole minutes, and a real host's clock moves between
+// an issue and a renewal.
+func roundToMinute(seconds int) int {
+	return int((time.Duration(seconds) * time.Second).Round(time.Minute) / time.Second)
 }
 
 // TestDifferentialDatabase drives the htpasswd example through Vault's

@@ -3,9 +3,11 @@ module github.com/plugkit/vaultplugin/e2e
 go 1.25.7
 
 require (
+	github.com/google/go-containerregistry v0.20.2
 	github.com/hashicorp/vault/api v1.22.0
 	github.com/hashicorp/vault/sdk v0.20.0
 	github.com/plugkit/vaultplugin v0.0.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
@@ -110,7 +112,6 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250207221924-e9438ea467c6 // indirect
 	google.golang.org/grpc v1.70.0 // indirect
 	google.golang.org/protobuf v1.36.5 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace github.com/plugkit/vaultplugin => ../

@@ -116,13 +116,21 @@ func startVault(t *testing.T, h *host, names ...string) *vault {
 	for _, n := range names {
 		copyFile(t, bins[n], filepath.Join(pluginDir, n))
 	}
+	return launch(t, h, dir, pluginDir, true, "-dev-plugin-dir="+pluginDir)
+}
+
+// launch starts a dev server of host h in dir with the extra flags, its
+// plugins in pluginDir, and, when healthy is true, waits until it answers
+// (failing the test if it exits first). Otherwise the caller waits: for
+// its exit (v.done) or its health.
+func launch(t *testing.T, h *host, dir, pluginDir string, healthy bool, extra ...string) *vault {
+	t.Helper()
 	port := freePort(t)
 	v := &vault{t: t, h: h, addr: "http://127.0.0.1:" + strconv.Itoa(port), pluginDir: pluginDir, log: &syncBuffer{}, done: make(chan struct{})}
-	v.cmd = exec.Command(h.bin, "server", "-dev",
-		"-dev-root-token-id="+rootToken,
-		"-dev-listen-address=127.0.0.1:"+strconv.Itoa(port),
-		"-dev-plugin-dir="+pluginDir,
-		"-log-level=debug")
+	v.cmd = exec.Command(h.bin, append([]string{"server", "-dev",
+		"-dev-root-token-id=" + rootToken,
+		"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port),
+		"-log-level=debug"}, extra...)...)
 	v.cmd.Dir = dir
 	v.cmd.Env = append(os.Environ(), "HOME="+dir, "VAULT_ADDR="+v.addr, "BAO_ADDR="+v.addr)
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
@@ -131,22 +139,32 @@ func startVault(t *testing.T, h *host, names ...string) *vault {
 	}
 	go func() { _ = v.cmd.Wait(); close(v.done) }()
 	t.Cleanup(v.stop)
+	if healthy {
+		v.waitHealthy()
+	}
+	return v
+}
+
+// waitHealthy waits until the server answers its health check, and fails
+// the test if it exits first or does not answer within a minute.
+func (v *vault) waitHealthy() {
+	v.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(v.addr + "/v1/sys/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return v
+				return
 			}
 		}
 		select {
 		case <-v.done:
-			t.Fatalf("%s exited at start:\n%s", h.name(), v.log.String())
+			v.t.Fatalf("%s exited at start:\n%s", v.h.name(), v.log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become healthy:\n%s", h.name(), v.log.String())
+			v.t.Fatalf("%s did not become healthy:\n%s", v.h.name(), v.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -102,3 +102,28 @@ func TestWithoutEndpoint(t *testing.T) {
 		t.Errorf("no fix in the cause line: %q", r.stdout)
 	}
 }
+
+// The library's packages, and so every plugin binary, link nothing of
+// `vaultplugin release`: not its package and not its image library
+// (go-containerregistry and what it brings). Only the command does.
+func TestLibraryLinksNoReleaseCode(t *testing.T) {
+	lib := "github.com/plugkit/vaultplugin ../serve/... ../dbserve/... ../compat/... ../logging/... ../internal/..."
+	deps := goListDeps(t, "-test "+lib)
+	// Newer SDKs link docker's and opencontainers' packages themselves
+	// (pluginutil runs containerized plugins): those are the SDK's, not
+	// the release's.
+	sdk := goListDeps(t, "github.com/hashicorp/vault/sdk/plugin github.com/hashicorp/vault/sdk/database/dbplugin/v5")
+	for p := range deps {
+		if strings.Contains(p, "/cmd/vaultplugin/internal/release") || strings.HasPrefix(p, "github.com/google/go-containerregistry/") ||
+			(strings.HasPrefix(p, "github.com/docker/") || strings.HasPrefix(p, "github.com/opencontainers/")) && !sdk[p] {
+			t.Errorf("the library links %s", p)
+		}
+	}
+	// The guard guards: the command does link them.
+	cmd := goListDeps(t, "../cmd/vaultplugin")
+	for _, p := range []string{"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/release", "github.com/google/go-containerregistry/pkg/v1/remote"} {
+		if !cmd[p] {
+			t.Errorf("cmd/vaultplugin does not link %s: the test above proves nothing", p)
+		}
+	}
+}

@@ -16,6 +16,14 @@
 // on stdout (Vault's API error shows it as "Unrecognized remote plugin
 // message: …"), and the exit code.
 //
+// A panic in a backend's request handler, existence check or periodic
+// function fails that request, not the process and every mount it serves:
+// the caller gets an error (Vault answers 500) saying "internal error: the
+// plugin's backend panicked handling OP PATH", without the panic's value,
+// which could hold a secret, and the value and the stack are logged at
+// ERROR ("backend panicked handling a request"). A factory that panics
+// fails that mount's setup the same way.
+//
 // The plugin stops by itself, calling each backend's Cleanup, when it
 // receives SIGTERM or when its host dies (Vault killed with SIGKILL), so it
 // never outlives Vault. SIGINT is ignored, as go-plugin does, because a
@@ -47,11 +55,11 @@
 //	schema          1
 //	name            the binary's name
 //	version         the version reported to Vault ("" when the build has none)
-//	version_source  "WithVersion", "main module", "factory's module" or "none"
+//	version_source  "WithVersion", "vaultplugin release", "main module", "factory's module" or "none"
 //	type            "secret", "auth", "database", or "" when the factory could not tell in time
-//	sha256          the binary's sha256, as vault plugin register -sha256 wants it
-//	path            the binary's path
-//	sdk_version     the vault/sdk module version linked
+//	sha256          the binary's sha256, as vault plugin register -sha256 wants it (left out when the binary cannot be read)
+//	path            the binary's path (left out when the OS cannot say)
+//	sdk_version     the vault/sdk module version linked (left out for a build without module information)
 //	go_version      the Go release that built it
 //	multiplexing    whether it offers one process for many mounts
 //

@@ -62,10 +62,14 @@ var vaultpluginBin = sync.OnceValues(func() (string, error) {
 // library and without debug information (which also halves the link).
 var releaseFlags = []string{"-ldflags=-s -w"}
 
-// plugins builds the plugins the tests check, as releases are: the examples, where every check passes, and the test
-// plugins under internal/testplugins, in one go build; and beside them
-// the bare SDK main of testdata/bare, a module of its own. It maps each
-// main's directory name to its binary.
+// plugins builds the plugins the tests check, as releases are: the
+// examples, where every check passes (the modules check warns of this
+// module's floor), and the test plugins under internal/testplugins, in one
+// go build; and beside them
+// the bare SDK main of testdata/bare, a module of its own with the newest
+// SDK, and the same main built with testdata/bare/floor.mod, at the root
+// module's floor: vault/api v1.5.0 ("bare-floor"). It maps each main's directory name to
+// its binary.
 var plugins = sync.OnceValues(func() (map[string]string, error) {
 	pluginMains := []string{
 		"../../example/secrets/cmd/vault-plugin-secrets-example",
@@ -78,7 +82,7 @@ var plugins = sync.OnceValues(func() (map[string]string, error) {
 		"./internal/testplugins/versioned",
 	}
 	dir := filepath.Join(buildDir, "plugins") + string(filepath.Separator)
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() {
 		args := append(append([]string{"-o", dir}, releaseFlags...), pluginMains...)
 		errs <- goBuild(".", []string{"CGO_ENABLED=0"}, args...)
@@ -87,12 +91,18 @@ var plugins = sync.OnceValues(func() (map[string]string, error) {
 		args := append(append([]string{"-o", filepath.Join(dir, exe("bare"))}, releaseFlags...), ".")
 		errs <- goBuild("testdata/bare", []string{"CGO_ENABLED=0"}, args...)
 	}()
-	for range 2 {
+	go func() {
+		// floor.mod pins the root module's floor, and stays there under
+		// .ci/newest, which upgrades only the root module's go.mod.
+		args := append(append([]string{"-modfile=floor.mod", "-o", filepath.Join(dir, exe("bare-floor"))}, releaseFlags...), ".")
+		errs <- goBuild("testdata/bare", []string{"CGO_ENABLED=0"}, args...)
+	}()
+	for range 3 {
 		if err := <-errs; err != nil {
 			return nil, err
 		}
 	}
-	bins := map[string]string{"bare": filepath.Join(dir, exe("bare"))}
+	bins := map[string]string{"bare": filepath.Join(dir, exe("bare")), "bare-floor": filepath.Join(dir, exe("bare-floor"))}
 	for _, m := range pluginMains {
 		bins[filepath.Base(m)] = filepath.Join(dir, exe(filepath.Base(m)))
 	}

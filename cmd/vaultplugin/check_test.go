@@ -7,14 +7,17 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	goversion "github.com/hashicorp/go-version"
 
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/check"
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 )
 
 // line is one check's line of the text report: its mark, its detail and,
-// under a ✗, the fix.
+// under a ✗ or a !, the fix.
 type line struct{ mark, detail, fix string }
 
 // parseText reads a text report into its lines by check ID, failing t
@@ -31,7 +34,7 @@ func parseText(t *testing.T, out string) map[string]line {
 			continue
 		}
 		mark, rest, ok := strings.Cut(l, " ")
-		if !ok || !slices.Contains([]string{"✓", "✗", "·", "-"}, mark) {
+		if !ok || !slices.Contains([]string{"✓", "✗", "!", "·", "-"}, mark) {
 			continue
 		}
 		id, detail, _ := strings.Cut(strings.TrimSpace(rest), " ")
@@ -53,8 +56,8 @@ type expect struct {
 	detail, fix string
 }
 
-// assertLines checks the lines named in want; every ✗ must have a fix and
-// every other mark none.
+// assertLines checks the lines named in want; every ✗ and ! must have a
+// fix and every other mark none.
 func assertLines(t *testing.T, out string, want map[string]expect) {
 	t.Helper()
 	lines := parseText(t, out)
@@ -71,8 +74,8 @@ func assertLines(t *testing.T, out string, want map[string]expect) {
 		}
 	}
 	for id, l := range lines {
-		if (l.mark == "✗") != (l.fix != "") {
-			t.Errorf("%s: %s with fix %q: every ✗, and only a ✗, has a fix", id, l.mark, l.fix)
+		if (l.mark == "✗" || l.mark == "!") != (l.fix != "") {
+			t.Errorf("%s: %s with fix %q: every ✗ and !, and only those, have a fix", id, l.mark, l.fix)
 		}
 	}
 	if t.Failed() {
@@ -89,12 +92,28 @@ func onUnix(mark string) string {
 	return mark
 }
 
-// passing is what a plugin served by serve.Run gets for every check.
+// modulesLine is the modules line of a plugin built in this module: at
+// go.mod's floor (the README's test command) it links an SDK older than
+// Vault's and warns; under .ci/newest, which upgrades every requirement,
+// it passes.
+var modulesLine = sync.OnceValue(func() expect {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/hashicorp/vault/sdk").Output()
+	sdk := strings.TrimSpace(string(out))
+	if v, verr := goversion.NewVersion(sdk); err == nil && verr == nil && !v.LessThan(goversion.Must(goversion.NewVersion("v0.20.0"))) {
+		return expect{mark: "✓", detail: "none older than Vault 1.21.0 links"}
+	}
+	return expect{mark: "!", detail: "older than Vault 1.21.0 links: vault/sdk " + sdk + " < v0.20.0",
+		fix: "go get github.com/hashicorp/vault/sdk@v0.20.0"}
+})
+
+// passing is what a plugin served by serve.Run gets for every check: a
+// pass, but for the modules warning of this module's floor.
 func passing() map[string]expect {
 	want := map[string]expect{}
 	for _, id := range check.IDs() {
 		want[id] = expect{mark: "✓"}
 	}
+	want["modules"] = modulesLine()
 	if runtime.GOOS != "linux" {
 		want["static"] = expect{mark: "-", detail: "always link"}
 	}
@@ -104,7 +123,8 @@ func passing() map[string]expect {
 }
 
 // The examples and a versioned plugin, all served by serve.Run and built
-// with CGO_ENABLED=0, pass every check.
+// with CGO_ENABLED=0, pass every check, and only warn that this module's
+// floor links an older SDK than Vault.
 func TestServeRunPasses(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -134,16 +154,22 @@ func TestServeRunPasses(t *testing.T) {
 				want[id] = w
 			}
 			assertLines(t, r.stdout, want)
-			if !strings.HasSuffix(strings.TrimSpace(r.stdout), "passed") || strings.Contains(r.stdout, "failed") {
+			summary := "passed" // under .ci/newest: the modules line passes too
+			if modulesLine().mark == "!" {
+				summary = "passed, 1 warning"
+			}
+			if !strings.HasSuffix(strings.TrimSpace(r.stdout), summary) || strings.Contains(r.stdout, "failed") {
 				t.Errorf("summary: %q", r.stdout[strings.LastIndex(strings.TrimSpace(r.stdout), "\n")+1:])
 			}
 		})
 	}
 }
 
-// The bare SDK main of Vault's documentation serves, but is orphaned when
-// its host dies, reports no version, and greets a person with go-plugin's
-// generic text; SIGTERM kills it without cleanup.
+// The bare SDK main of Vault's documentation, with the newest SDK, serves:
+// it fails for losing processes and cleanup, being orphaned when its host
+// dies and killed by SIGTERM, and warns for what Vault accepts, reporting
+// no version and greeting a person with go-plugin's generic text. Each fix
+// names the bare SDK's remedy and serve.Run.
 func TestBareSDK(t *testing.T) {
 	t.Parallel()
 	r := vaultplugin(t, "check", plugin(t, "bare"))
@@ -151,12 +177,13 @@ func TestBareSDK(t *testing.T) {
 		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
 	}
 	want := passing()
+	want["modules"] = expect{mark: "✓", detail: "none older than Vault 1.21.0 links"}
 	want["host-death"] = expect{mark: "✗", detail: "still running 5s after its host was killed",
-		fix: "use serve.Run: it watches its parent and exits when its host dies"}
-	want["version"] = expect{mark: "✗", detail: "reports no version to the host, and -version does not answer",
-		fix: "use serve.Run"}
-	want["by-hand"] = expect{mark: "✗", detail: "go-plugin's generic text", fix: "use serve.Run"}
-	want["sigterm"] = expect{mark: onUnix("✗"), fix: onUnixText("use serve.Run: it stops on SIGTERM")}
+		fix: "use serve.Run: it watches its parent and exits when its host dies; go-plugin does not, so a bare SDK main must itself exit when os.Getppid() changes"}
+	want["version"] = expect{mark: "!", detail: "reports no version to the host, and -version does not answer",
+		fix: "a bare SDK backend sets framework.Backend's RunningVersion"}
+	want["by-hand"] = expect{mark: "!", detail: "go-plugin's generic text", fix: "a bare SDK main can check that VAULT_BACKEND_PLUGIN is unset"}
+	want["sigterm"] = expect{mark: onUnix("✗"), fix: onUnixText("go-plugin handles no SIGTERM (it only ignores SIGINT), so a bare SDK main dies mid-request: catch it with signal.Notify")}
 	// Whether mlockall works without CAP_IPC_LOCK depends on this
 	// machine's RLIMIT_MEMLOCK; when it fails, the bare main does not say
 	// why.
@@ -172,7 +199,8 @@ func onUnixText(s string) string {
 }
 
 // Deliberately broken binaries fail the checks that find their fault,
-// each with its fix, and the checks that need what they lack are skipped.
+// each with its fix, and the checks that need what they lack are skipped;
+// a CGO build, which Vault serves where its C library is, only warns.
 func TestBrokenPlugins(t *testing.T) {
 	t.Parallel()
 	skipped := func(ids ...string) map[string]expect {
@@ -185,9 +213,11 @@ func TestBrokenPlugins(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		build func(t *testing.T) string
+		code  int
 		want  map[string]expect
 	}{{
 		name:  "output before the handshake",
+		code:  cli.ExitFailed,
 		build: func(t *testing.T) string { return plugin(t, "stdout") },
 		want: merge(skipped("protocol", "metadata", "version", "request", "sigint", "sigterm", "host-death", "mlock"), map[string]expect{
 			"type":   {mark: "✓", detail: "answers the backend cookie"},
@@ -199,32 +229,34 @@ func TestBrokenPlugins(t *testing.T) {
 	}, {
 		name:  "panic in the factory",
 		build: func(t *testing.T) string { return plugin(t, "panic") },
+		code:  cli.ExitFailed,
 		want: merge(skipped("protocol", "metadata", "version", "request"), map[string]expect{
 			"handshake": {mark: "✓"},
 			"type": {mark: "✗", detail: `a mount's Setup crashed the plugin: "panic: the factory is broken"`,
 				fix: "fix the panic in the factory"},
+			"by-hand": {mark: "!", detail: "go-plugin's generic text"},
 		}),
 	}, {
 		name:  "wrong cookie",
 		build: func(t *testing.T) string { return plugin(t, "cookie") },
+		code:  cli.ExitFailed,
 		want: merge(skipped("stdout", "handshake", "protocol", "metadata", "version", "request", "sigint", "sigterm", "host-death", "mlock"), map[string]expect{
 			"type": {mark: "✗", detail: "answers neither of Vault's handshake cookies",
 				fix: "serve with Vault's handshake cookie"},
-			"by-hand": {mark: "✗", detail: "This binary is a plugin", fix: "use serve.Run"},
+			"by-hand": {mark: "!", detail: "This binary is a plugin", fix: "serve.Run names the plugin"},
 		}),
 	}, {
 		name:  "CGO build",
 		build: cgoBuild,
-		want: map[string]expect{
-			"platform": {mark: "✓"},
-			"static": {mark: "✗", detail: "dynamically linked (interpreter ",
-				fix: "a CGO binary fails on the Alpine-based Vault image; build with CGO_ENABLED=0"},
-			"handshake": {mark: "✓"},
-			"request":   {mark: "✓"},
-		},
+		code:  cli.ExitOK,
+		want: merge(passing(), map[string]expect{
+			"static": {mark: "!", detail: "dynamically linked (interpreter ",
+				fix: "build with CGO_ENABLED=0"},
+		}),
 	}, {
 		name:  "another architecture",
 		build: otherArchBuild,
+		code:  cli.ExitFailed,
 		want: merge(skipped("type", "stdout", "handshake", "protocol", "metadata", "version", "request", "sigint", "sigterm", "host-death", "by-hand", "mlock"), map[string]expect{
 			"platform": {mark: "✗", detail: "but this machine is " + runtime.GOOS + "/" + runtime.GOARCH,
 				fix: "build it with GOOS=" + runtime.GOOS + " GOARCH=" + runtime.GOARCH},
@@ -233,8 +265,8 @@ func TestBrokenPlugins(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			r := vaultplugin(t, "check", c.build(t))
-			if r.code != cli.ExitFailed {
-				t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
+			if r.code != c.code {
+				t.Errorf("exit %d, want %d; stderr: %s", r.code, c.code, r.stderr)
 			}
 			assertLines(t, r.stdout, c.want)
 		})
@@ -280,33 +312,29 @@ func otherArchBuild(t *testing.T) string {
 	return out
 }
 
-// -json gives the same report as JSON, here for a plugin that passes some
-// checks, fails some and has one informational line; flags may follow
-// BINARY.
-func TestJSONReport(t *testing.T) {
-	t.Parallel()
-	bin := plugin(t, "nomux")
-	r := vaultplugin(t, "check", bin, "-json")
-	if r.code != cli.ExitFailed {
-		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
-	}
-	var rep struct {
-		Schema int            `json:"schema"`
-		Binary string         `json:"binary"`
-		Kind   string         `json:"kind"`
-		Type   string         `json:"type"`
-		Passed bool           `json:"passed"`
-		Counts map[string]int `json:"counts"`
-		Checks []struct {
-			ID, Status, Detail, Fix string
-			Millis                  *int64 `json:"duration_ms"`
-		} `json:"checks"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
-	}
-	if rep.Schema != 1 || rep.Binary != bin || rep.Kind != "backend" || rep.Type != "secret" || rep.Passed {
-		t.Errorf("schema %d, binary %q, kind %q, type %q, passed %v", rep.Schema, rep.Binary, rep.Kind, rep.Type, rep.Passed)
+// jsonReport is check's -json report as the tests read it.
+type jsonReport struct {
+	Schema int            `json:"schema"`
+	Binary string         `json:"binary"`
+	Kind   string         `json:"kind"`
+	Type   string         `json:"type"`
+	TLS    *string        `json:"tls"`
+	Passed bool           `json:"passed"`
+	Counts map[string]int `json:"counts"`
+	Checks []struct {
+		ID, Status, Detail, Fix string
+		Millis                  *int64 `json:"duration_ms"`
+	} `json:"checks"`
+}
+
+// parseJSON reads a -json report, failing t unless every check is there
+// once, in order, counted, with a detail and a fix exactly when it fails
+// or warns.
+func parseJSON(t *testing.T, out string) (jsonReport, map[string]string) {
+	t.Helper()
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
 	var ids []string
 	status := map[string]string{}
@@ -314,7 +342,7 @@ func TestJSONReport(t *testing.T) {
 	for _, c := range rep.Checks {
 		ids = append(ids, c.ID)
 		status[c.ID] = c.Status
-		if (c.Status == "fail") != (c.Fix != "") || c.Detail == "" || c.Millis == nil {
+		if (c.Status == "fail" || c.Status == "warn") != (c.Fix != "") || c.Detail == "" || c.Millis == nil {
 			t.Errorf("%s: status %s, detail %q, fix %q, duration %v", c.ID, c.Status, c.Detail, c.Fix, c.Millis)
 		}
 	}
@@ -324,7 +352,28 @@ func TestJSONReport(t *testing.T) {
 	if !slices.Equal(ids, check.IDs()) || total != len(ids) {
 		t.Errorf("checks %v (counted %d), want %v", ids, total, check.IDs())
 	}
-	for id, want := range map[string]string{"protocol": "info", "version": "fail", "host-death": "fail", "request": "pass", "handshake": "pass"} {
+	if rep.TLS == nil {
+		t.Error(`no "tls" field`)
+	}
+	return rep, status
+}
+
+// -json gives the same report as JSON, here for a plugin that passes some
+// checks, fails some, warns on some and has one informational line; flags
+// may follow BINARY.
+func TestJSONReport(t *testing.T) {
+	t.Parallel()
+	bin := plugin(t, "nomux")
+	r := vaultplugin(t, "check", bin, "-json")
+	if r.code != cli.ExitFailed {
+		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
+	}
+	rep, status := parseJSON(t, r.stdout)
+	if rep.Schema != 1 || rep.Binary != bin || rep.Kind != "backend" || rep.Type != "secret" || *rep.TLS != "automtls" || rep.Passed {
+		t.Errorf("schema %d, binary %q, kind %q, type %q, tls %q, passed %v", rep.Schema, rep.Binary, rep.Kind, rep.Type, *rep.TLS, rep.Passed)
+	}
+	modules := map[string]string{"!": "warn", "✓": "pass"}[modulesLine().mark]
+	for id, want := range map[string]string{"protocol": "info", "version": "warn", "modules": modules, "host-death": "fail", "request": "pass", "handshake": "pass"} {
 		if status[id] != want {
 			t.Errorf("%s: %s, want %s", id, status[id], want)
 		}
@@ -332,6 +381,27 @@ func TestJSONReport(t *testing.T) {
 	for _, c := range rep.Checks {
 		if c.ID == "version" && !strings.Contains(c.Detail, "reports v1.0.0 to the host, but -version prints v2.0.0") {
 			t.Errorf("version: %s", c.Detail)
+		}
+	}
+}
+
+// -json names the cookie a plugin took for its own also when it then fails
+// to start, here under an argument it does not know: "kind" is "backend",
+// "type" and "tls" are empty, and the type check says that Vault's
+// fallback, the legacy TLS path, failed too.
+func TestJSONKindOfAFailedStart(t *testing.T) {
+	t.Parallel()
+	r := vaultplugin(t, "check", "-json", "-args", "-no-such-flag", plugin(t, "vault-plugin-secrets-example"))
+	if r.code != cli.ExitFailed {
+		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
+	}
+	rep, status := parseJSON(t, r.stdout)
+	if rep.Kind != "backend" || rep.Type != "" || *rep.TLS != "" || rep.Passed || status["type"] != "fail" || status["handshake"] != "skip" {
+		t.Errorf("kind %q, type %q, tls %q, passed %v, type check %s, handshake %s", rep.Kind, rep.Type, *rep.TLS, rep.Passed, status["type"], status["handshake"])
+	}
+	for _, c := range rep.Checks {
+		if c.ID == "type" && !strings.Contains(c.Detail, "on the legacy TLS path, Vault's fallback, the same") {
+			t.Errorf("type: %s", c.Detail)
 		}
 	}
 }
@@ -366,5 +436,49 @@ func TestOperatorSettings(t *testing.T) {
 				t.Errorf("type: %q does not name the cause %q", d, c.detail)
 			}
 		})
+	}
+}
+
+// The docs' bare SDK main linked with vault/api v1.5.0 (the root module's
+// floor, testdata/bare/floor.mod) fails its AutoMTLS start: its TLS provider unwraps a token the host never
+// sent, and exits. Vault then serves it on the legacy TLS path, and so
+// does check: it warns at handshake, with the api upgrade as the fix, and
+// runs every other check on that path. What fails is what the bare SDK
+// loses there too: its process when the host dies, its cleanup on SIGTERM.
+func TestLegacyTLSPath(t *testing.T) {
+	t.Parallel()
+	r := vaultplugin(t, "check", "-json", plugin(t, "bare-floor"))
+	if r.code != cli.ExitFailed {
+		t.Errorf("exit %d, want 1; stderr: %s", r.code, r.stderr)
+	}
+	rep, status := parseJSON(t, r.stdout)
+	if rep.Kind != "backend" || rep.Type != "secret" || *rep.TLS != "legacy" {
+		t.Errorf("kind %q, type %q, tls %q; want backend, secret, legacy", rep.Kind, rep.Type, *rep.TLS)
+	}
+	want := map[string]struct{ status, detail, fix string }{
+		"modules": {"warn", "vault/api v1.5.0 < v1.22.0", "github.com/hashicorp/vault/api@v1.22.0"},
+		"type":    {"pass", "a secrets engine", ""},
+		"stdout":  {"pass", "nothing before the handshake line 1|4|", ""},
+		"handshake": {"warn", "serves, but only over the legacy TLS path (a wrapping token, protocol 4, one process per mount), to which Vault falls back: " +
+			"under AutoMTLS it exited: plugin tls init: error parsing wrapping token", "upgrade github.com/hashicorp/vault/api to ≥ v1.8.0"},
+		"protocol":   {"info", "serves protocol 3, 4, 5; on the legacy TLS path Vault offers 3 and 4", ""},
+		"metadata":   {"pass", "starts in metadata mode", ""},
+		"version":    {"warn", "reports no version to the host, and -version does not answer", "framework.Backend's RunningVersion"},
+		"request":    {"pass", "on a fresh mount answered", ""},
+		"host-death": {"fail", "still running 5s after its host was killed", "go-plugin does not"},
+		"by-hand":    {"warn", "go-plugin's generic text", "serve.Run"},
+	}
+	if runtime.GOOS != "windows" {
+		want["sigint"] = struct{ status, detail, fix string }{"pass", "still serving", ""}
+		want["sigterm"] = struct{ status, detail, fix string }{"fail", "SIGTERM killed it", "signal.Notify(ch, syscall.SIGTERM)"}
+	}
+	for _, c := range rep.Checks {
+		w, ok := want[c.ID]
+		if ok && (c.Status != w.status || !strings.Contains(c.Detail, w.detail) || !strings.Contains(c.Fix, w.fix)) {
+			t.Errorf("%s: %s %q, fix %q; want %s %q…, fix …%q…", c.ID, c.Status, c.Detail, c.Fix, w.status, w.detail, w.fix)
+		}
+	}
+	if t.Failed() {
+		t.Logf("statuses %v", status)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/check"
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/dev"
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/newplugin"
+	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/release"
 )
 
 // A command is one of vaultplugin's subcommands, in the shape of cmd/go's
@@ -31,6 +33,13 @@ type command struct {
 // commands are vaultplugin's subcommands, in the order help lists them.
 var commands = []*command{
 	{
+		Name:      "new",
+		UsageLine: "vaultplugin new [-type secret|auth|database] [-replace DIR] MODULE [DIR]",
+		Short:     "write a new plugin module that builds, tests and runs at once",
+		Long:      newHelp,
+		Flags:     newplugin.Flags,
+	},
+	{
 		Name:      "check",
 		UsageLine: "vaultplugin check [-args ARG]... [-env KEY=VALUE]... [-json] BINARY",
 		Short:     "start a plugin binary the ways Vault does and say what to fix",
@@ -39,17 +48,24 @@ var commands = []*command{
 	},
 	{
 		Name:      "dev",
-		UsageLine: "vaultplugin dev [-vault BIN] [-path MOUNT] [-type secret|auth] [-plugin-dir DIR] [PACKAGE]",
+		UsageLine: "vaultplugin dev [-vault BIN] [-path MOUNT] [-type secret|auth|database] [-plugin-dir DIR] [PACKAGE]",
 		Short:     "serve a plugin package from a dev Vault, reloading it on each change",
 		Long:      devHelp,
 		Flags:     dev.DevFlags,
 	},
 	{
 		Name:      "register",
-		UsageLine: "vaultplugin register [-name NAME] [-version V] [-type T] [-plugin-dir DIR] [-reload [-scope global]] BINARY",
+		UsageLine: "vaultplugin register [-name NAME] [-version V] [-type T [-force]] [-plugin-dir DIR] [-reload [-scope global]] BINARY",
 		Short:     "register a plugin binary, its sha256 and version, in a Vault",
 		Long:      registerHelp,
 		Flags:     dev.RegisterFlags,
+	},
+	{
+		Name:      "release",
+		UsageLine: "vaultplugin release -version VERSION -o DIR [-platforms LIST] [-name NAME] [-type TYPE] [-push REF] [-image REPO] [-source URL] [-tags TAGS] [-strip=false] [-allow-dirty] [-allow-nonsemver] [-dry-run] [-json] [PACKAGE]",
+		Short:     "build a plugin for release: binaries, SHA256SUMS, OCI images, registration",
+		Long:      releaseHelp,
+		Flags:     release.Flags,
 	},
 }
 

@@ -4,10 +4,14 @@ package main
 
 import (
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -109,5 +113,44 @@ func copyExecutable(t *testing.T, src, dst string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// dev -vault BIN starts BIN even when the shell holds a stale VAULT_ADDR,
+// says which Vault it starts (its path, the version it prints and its
+// address), and hands the server none of the shell's address variables.
+// The vault here is a script that prints a version and, as a server,
+// writes its environment to its log and exits, so dev fails and shows the
+// log; the stale Vault hears nothing. e2e's TestDevLoop runs a real one.
+func TestDevVaultWinsOverVaultAddr(t *testing.T) {
+	t.Parallel()
+	var stale atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stale.Add(1) }))
+	defer srv.Close()
+	fake := filepath.Join(t.TempDir(), "vault")
+	script := "#!/bin/sh\nif [ \"$1\" = version ]; then echo 'Vault v0.0.0-fake (test), built now'; exit 0; fi\n" +
+		"echo \"fake vault $*\"; env | grep '^VAULT_' | sort; echo end of env; exit 3\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := vaultpluginWith(t, func(cmd *exec.Cmd) {
+		cmd.Env = append(withoutVault(os.Environ()), "VAULT_ADDR="+srv.URL, "VAULT_TOKEN=stale", "VAULT_API_ADDR="+srv.URL, "VAULT_LOG_FORMAT=json")
+	}, "dev", "-vault", fake, "./internal/testplugins/stdout")
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	lines := regexp.MustCompile(`(?m)^work dir: \S+\n` +
+		`ignoring VAULT_ADDR=` + regexp.QuoteMeta(srv.URL) + `: -vault starts a dev server of its own\n` +
+		`vault dev server ` + regexp.QuoteMeta(fake) + ` \(Vault v0\.0\.0-fake \(test\), built now\) on http://127\.0\.0\.1:\d+ \(log: \S+/vault\.log\)\n$`)
+	if !lines.MatchString(r.stdout) {
+		t.Errorf("stdout:\n%s\nwant it to match %s", r.stdout, lines)
+	}
+	// The server's log, its environment: VAULT_LOG_FORMAT passes, the
+	// address variables do not.
+	if !strings.Contains(r.stderr, "fake vault server -dev -dev-root-token-id=") || !strings.Contains(r.stderr, "VAULT_LOG_FORMAT=json\nend of env") {
+		t.Errorf("stderr:\n%s\nwant the fake server's log, with VAULT_LOG_FORMAT alone", r.stderr)
+	}
+	if n := stale.Load(); n > 0 {
+		t.Errorf("the Vault at the stale VAULT_ADDR got %d requests", n)
 	}
 }

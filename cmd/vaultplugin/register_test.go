@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -54,5 +56,41 @@ func answer(contentType, body string) http.HandlerFunc {
 		w.Header().Set("Content-Type", contentType)
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, body)
+	}
+}
+
+// A binary that does not answer -describe, the bare SDK main, tells its
+// type when started as Vault starts a plugin of unknown type: register
+// takes it from there, and refuses a -type that contradicts it.
+func TestRegisterAsksTheBinarysType(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	env := func(cmd *exec.Cmd) {
+		cmd.Env = append(withoutVault(os.Environ()), "VAULT_ADDR="+srv.URL, "VAULT_TOKEN=tok")
+	}
+	bare := plugin(t, "bare")
+
+	r := vaultpluginWith(t, env, "register", "-type", "auth", bare)
+	assertRun(t, r, 2, "", "vaultplugin register: -type auth contradicts what "+bare+" reports for itself, secret (its Type() when started as Vault starts it): "+
+		"Vault would register it, then fail to mount it; leave -type out to register it as secret, or give -force to register it as auth anyway\n"+
+		"usage: vaultplugin register [-name NAME] [-version V] [-type T [-force]] [-plugin-dir DIR] [-reload [-scope global]] BINARY\n"+
+		"Run 'vaultplugin help register' for details.\n")
+
+	r = vaultpluginWith(t, env, "register", bare)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "registered secret plugin bare (no version)") {
+		t.Errorf("register without -type: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, " ") != "PUT /v1/sys/plugins/catalog/secret/bare" {
+		t.Errorf("requests %v, want the one registration", got)
 	}
 }

@@ -206,9 +206,9 @@ func ExitCodes() []ExitCodeMeaning {
 type description struct {
 	Schema        int    `json:"schema"`
 	Name          string `json:"name"`
-	Version       string `json:"version,omitempty"`
+	Version       string `json:"version"`
 	VersionSource string `json:"version_source"`
-	Type          string `json:"type,omitempty"`
+	Type          string `json:"type"`
 	SHA256        string `json:"sha256,omitempty"`
 	Path          string `json:"path,omitempty"`
 	SDKVersion    string `json:"sdk_version,omitempty"`

@@ -78,7 +78,7 @@ func (in *Instances) VersionFor(instance any, what string) string {
 	}
 	v, overridden := in.Version.For(own)
 	if overridden {
-		in.Tracker.WarnOnce("the "+what+" reports a version of its own; reporting WithVersion's", what, own, "reported", v)
+		in.Tracker.WarnOnce("the "+what+" reports a version of its own; reporting "+in.Version.Source.String()+"'s", what, own, "reported", v)
 	}
 	return v
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -23,7 +24,59 @@ const (
 	// the factory, for a main that serves a third-party backend
 	// (serve.Run(kubernetes.Factory)) and has no version of its own.
 	VersionFromFactoryModule
+	// VersionFromRelease: the version `vaultplugin release` stamped into
+	// the build (ReleaseVersionSymbol). It wins over the build info and
+	// over a backend's own, as WithVersion does: the release's file
+	// names, image tags and registration lines all carry it, so the
+	// plugin must report it.
+	VersionFromRelease
 )
+
+// ReleaseVersionSymbol is the linker name of releaseVersion, for
+// `go build -ldflags "-X ReleaseVersionSymbol=STAMP"`, where STAMP is
+// ReleaseStamp(version).
+const ReleaseVersionSymbol = "github.com/plugkit/vaultplugin/internal/server.releaseVersion"
+
+// releaseVersion is the stamp `vaultplugin release` sets with -ldflags -X
+// (ReleaseVersionSymbol): the one way to give a built binary a version
+// without a line in its main or a tag on its commit. No code assigns it;
+// it is a variable only because -X sets variables.
+var releaseVersion string
+
+// The stamp's delimiters. A binary of any OS and architecture can be
+// searched for them to read back the version it was stamped with: the
+// build info does not keep -ldflags under -trimpath, and -s drops the
+// symbol that would locate the variable.
+const (
+	stampOpen  = "vaultplugin-release("
+	stampClose = ")"
+)
+
+// ReleaseStamp is the value `vaultplugin release` stamps for version.
+func ReleaseStamp(version string) string { return stampOpen + version + stampClose }
+
+// StampedIn returns the versions stamped into a binary's bytes, each once,
+// in the order found: a release binary holds exactly one.
+func StampedIn(binary []byte) []string {
+	var found []string
+	seen := map[string]bool{}
+	for rest := binary; ; {
+		i := bytes.Index(rest, []byte(stampOpen))
+		if i < 0 {
+			return found
+		}
+		rest = rest[i+len(stampOpen):]
+		j := bytes.Index(rest[:min(len(rest), 129)], []byte(stampClose))
+		if j <= 0 {
+			continue
+		}
+		v := string(rest[:j])
+		if _, err := NormalizeVersion(v); err == nil && !seen[v] {
+			seen[v] = true
+			found = append(found, v)
+		}
+	}
+}
 
 // String names the source for the debug log and -describe.
 func (s VersionSource) String() string {
@@ -34,6 +87,8 @@ func (s VersionSource) String() string {
 		return "main module"
 	case VersionFromFactoryModule:
 		return "factory's module"
+	case VersionFromRelease:
+		return "vaultplugin release"
 	}
 	return "none"
 }
@@ -53,18 +108,32 @@ func (v Version) For(own string) (reported string, overridden bool) {
 	switch {
 	case own == "":
 		return v.Value, false
-	case v.Source == VersionFromOption:
+	case v.Source == VersionFromOption, v.Source == VersionFromRelease:
 		return v.Value, own != v.Value
 	}
 	return own, false
 }
 
-// resolveVersion fills in the version from the build info unless an
-// option set it.
+// resolveVersion fills in the version unless an option set it: the
+// release's stamp, else the build info's.
 func (s *server) resolveVersion() {
 	if s.Version.Source == VersionUnknown {
-		s.Version = buildVersion(debug.ReadBuildInfo, s.plugin.Factory())
+		s.Version = stampedVersion(releaseVersion, func() Version { return buildVersion(debug.ReadBuildInfo, s.plugin.Factory()) })
 	}
+}
+
+// stampedVersion is the version in the release's stamp (ReleaseStamp, or
+// a bare version) when it is a semantic version, else what fallback
+// finds. vaultplugin release stamps only versions it has validated, so an
+// invalid one is someone's hand-made -X, which the build info outranks.
+func stampedVersion(stamp string, fallback func() Version) Version {
+	if strings.HasPrefix(stamp, stampOpen) && strings.HasSuffix(stamp, stampClose) {
+		stamp = stamp[len(stampOpen) : len(stamp)-len(stampClose)]
+	}
+	if v, err := NormalizeVersion(stamp); err == nil {
+		return Version{Value: v, Source: VersionFromRelease}
+	}
+	return fallback()
 }
 
 // buildVersion returns the main module's version, or, when the main

@@ -75,6 +75,8 @@ func TestVersionFor(t *testing.T) {
 		{Version{"v1.0.0", VersionFromOption}, "v2.0.0", "v1.0.0", true},
 		{Version{"v1.0.0", VersionFromOption}, "v1.0.0", "v1.0.0", false},
 		{Version{"v1.0.0", VersionFromMainModule}, "v2.0.0", "v2.0.0", false},
+		{Version{"v1.0.0", VersionFromRelease}, "v2.0.0", "v1.0.0", true},
+		{Version{"v1.0.0", VersionFromRelease}, "", "v1.0.0", false},
 		{Version{}, "v2.0.0", "v2.0.0", false},
 		{Version{}, "", "", false},
 	} {
@@ -82,6 +84,39 @@ func TestVersionFor(t *testing.T) {
 		if got != tc.want || over != tc.overridden {
 			t.Errorf("%+v.For(%q) = %q, %v; want %q, %v", tc.v, tc.own, got, over, tc.want, tc.overridden)
 		}
+	}
+}
+
+// A release's stamp is reported as Vault stores versions; a stamp that is
+// no semantic version (a hand-made -X) gives way to the build info.
+func TestStampedVersion(t *testing.T) {
+	fromBuild := Version{"v0.3.0", VersionFromMainModule}
+	for _, tc := range []struct {
+		stamp string
+		want  Version
+	}{
+		{"vaultplugin-release(v1.2.3)", Version{"v1.2.3", VersionFromRelease}},
+		{"v1.2.3", Version{"v1.2.3", VersionFromRelease}},
+		{"vaultplugin-release(nightly)", fromBuild},
+		{"1.2.3-rc.1", Version{"v1.2.3-rc.1", VersionFromRelease}},
+		{"", fromBuild},
+		{"nightly", fromBuild},
+	} {
+		if got := stampedVersion(tc.stamp, func() Version { return fromBuild }); got != tc.want {
+			t.Errorf("stampedVersion(%q) = %+v, want %+v", tc.stamp, got, tc.want)
+		}
+	}
+}
+
+// The stamp is found in a binary's bytes whatever surrounds it; a marker
+// without a version after it is not a stamp.
+func TestStampedIn(t *testing.T) {
+	bin := []byte("\x00\x01vaultplugin-release(\x7fgo:string" + ReleaseStamp("v1.2.3-rc.1") + "abc" + ReleaseStamp("v1.2.3-rc.1") + "vaultplugin-release(")
+	if got := StampedIn(bin); len(got) != 1 || got[0] != "v1.2.3-rc.1" {
+		t.Errorf("StampedIn = %q, want [v1.2.3-rc.1]", got)
+	}
+	if got := StampedIn([]byte("no stamp")); len(got) != 0 {
+		t.Errorf("StampedIn = %q, want none", got)
 	}
 }
 

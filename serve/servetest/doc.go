@@ -40,6 +40,29 @@
 // warnings and errors from servetest as from Vault 1.21, apart from the
 // known limits below.
 //
+// # Leases, as Vault's expiration manager plays them
+//
+// A response with a secret gets a lease, and a login's auth a token, as
+// in Vault: Secret.LeaseID is MOUNT_PATH/REQUEST_PATH/ID, the TTL is the
+// mount's default when the backend sets none and is capped by the mount's
+// max TTL (WithLeaseTTLs; 768h and 768h by default) with Vault's warning.
+// Mount.Renew, Revoke and RevokePrefix are `vault lease renew`, `revoke`
+// and `revoke -prefix`: they call the backend's secret handlers with the
+// secret as Vault stored it, InternalData (and the framework's
+// secret_type) included, so a test never rebuilds a secret by hand.
+// Mount.RenewToken is `vault token renew` through the auth method's renew
+// handler. The host's clock stands still unless the test moves it with
+// Plugin.Advance, which revokes what expired, as Vault's timers would:
+//
+//	resp, _ := m.Read(ctx, "creds/web")        // a lease of the mount's default TTL
+//	id := resp.Secret.LeaseID                  // "NAME/creds/web/AbC…"
+//	resp, err := m.Renew(ctx, id, time.Hour)   // the backend's renew handler
+//	err = p.Advance(ctx, 2*time.Hour)          // past its TTL: its revoke handler
+//	_, err = m.Renew(ctx, id, 0)               // 400 "lease not found"
+//
+// Every failure is a *ResponseError with the status and message Vault's
+// API answers; revoking a lease that does not exist succeeds, as in Vault.
+//
 // The mount's system view answers DefaultLeaseTTL and MaxLeaseTTL
 // (WithLeaseTTLs; Vault's 768h by default), VaultVersion and PluginEnv
 // (WithVaultVersion), Tainted, CachingDisabled, LocalMount, MlockEnabled
@@ -51,9 +74,29 @@
 //
 // Known limits, where servetest and Vault differ on purpose:
 //
-//   - A login's Auth is the plugin's: servetest issues no token, so no
-//     "default" policy is added, no client_token or accessor is made, and
-//     the TTL is not capped by the mount's.
+//   - A login's token is made as Vault's token store makes one (client
+//     token, accessor, TokenPolicies with "default", the TTL capped by the
+//     mount's), but the Auth's Policies stay the plugin's, without the
+//     "default" that Vault's answer lists (RenewToken's answer has it, as
+//     Vault's does). The token is for RenewToken only: requests still
+//     carry servetest's root token, and there is no identity store, so the
+//     token has no entity.
+//   - The host's clock moves only by Plugin.Advance: a lease never expires
+//     on its own, where Vault's timer revokes it in real time. The
+//     plugin's own clock is not moved.
+//   - Cleaning a mount up (Mount.Cleanup, the test's end) drops its leases
+//     without calling the backend; Vault's unmount revokes them first.
+//     RevokePrefix(ctx, m.MountPoint) does that.
+//   - Revoke and RevokePrefix always revoke before they return, as
+//     `vault lease revoke -sync`; the CLI without -sync queues the
+//     revocation (202) and Vault revokes soon after. A lease whose
+//     revocation fails stays and is tried again on each Advance; Vault
+//     gives up after six attempts and marks it irrevocable.
+//   - When a backend's renew or revoke handler answers with an error
+//     response, Vault's message quotes the response as Go prints it
+//     ("failed to renew entry: resp: &logical.Response{…}"), which names
+//     the fields of the SDK it was built with; servetest prints the test's
+//     SDK. An error (not a response) reads the same on both.
 //   - Requests carry a root token (display name "token", no entity, no
 //     policies checked): ACLs, namespaces, quotas, response wrapping, audit
 //     and control groups are Vault's and are not played.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sync"
+	"time"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -131,6 +133,63 @@ func ExamplePlugin_NewMount() {
 	// Output:
 	// one process: true
 	// different ids: true
+}
+
+// A secret the backend issues gets a lease, as Vault's expiration manager
+// gives it one: an ID of the request's path, the mount's TTLs, and a life
+// the test drives with Renew, Revoke and the host's clock. The plugin's
+// lease/NAME path issues a secret whose handlers record what they saw
+// under lease-log/NAME.
+func ExampleMount_Renew() {
+	ctx := context.Background()
+	p, err := servetest.New(ctx, pluginBinary(), servetest.WithPluginName("secrets"), servetest.WithLeaseTTLs(time.Hour, 2*time.Hour))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	m, err := p.NewMount(ctx, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// The backend sets no TTL: the lease gets the mount's default.
+	resp, err := m.Write(ctx, "lease/web", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	id := resp.Secret.LeaseID
+	fmt.Println("issued:", path.Dir(id), resp.Secret.TTL)
+
+	// A renewal past the mount's max TTL is capped, with Vault's warning.
+	renewed, err := m.Renew(ctx, id, 3*time.Hour)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("renewed:", renewed.Secret.TTL, renewed.Warnings)
+
+	// Once the host's clock passes the lease's end, the backend's revoke
+	// handler has been called, and the lease is gone.
+	if err := p.Advance(ctx, 2*time.Hour); err != nil {
+		fmt.Println(err)
+		return
+	}
+	log, err := m.Read(ctx, "lease-log/web")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("revocations:", log.Data["revoke_count"])
+	_, err = m.Renew(ctx, id, 0)
+	fmt.Println(err)
+	// Output:
+	// issued: secrets/lease/web 1h0m0s
+	// renewed: 2h0m0s [TTL of "3h" exceeded the effective max_ttl of "2h"; TTL value is capped accordingly]
+	// revocations: 1
+	// Vault would answer 400 Bad Request: lease not found
 }
 
 // A database plugin hands out connections, as Vault's database secrets

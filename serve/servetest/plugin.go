@@ -29,6 +29,7 @@ type Plugin struct {
 	token         string // the client token of every request, before salting
 	tokenAccessor string
 	mounted       atomic.Int64
+	exp           *expiration // the host's leases and clock, for all mounts
 }
 
 // Mount is one backend instance in the plugin process, as one Vault mount.
@@ -59,13 +60,19 @@ type Mount struct {
 	runningVersion string   // as registered with the plugin's own version
 	runningSha256  string   // the binary's
 	loginPaths     []string // the backend's unauthenticated paths
+	exp            *expiration
+	defaultTTL     time.Duration // the mount's default_lease_ttl
+	maxTTL         time.Duration // the mount's max_lease_ttl
 
 	cleanup func(context.Context) error // the backend's Cleanup, once
 }
 
 // Cleanup cleans the mount up as unmounting it from Vault does: the
 // backend's Cleanup, once. Later calls, the test's end and Close do
-// nothing more, as Vault never cleans a mount up twice.
+// nothing more, as Vault never cleans a mount up twice. The mount's
+// leases are dropped without revoking them (see the package doc's known
+// limits): RevokePrefix(ctx, m.MountPoint) first revokes them as Vault's
+// unmount does.
 func (m *Mount) Cleanup(ctx context.Context) { _ = m.cleanup(ctx) }
 
 // New starts the secrets engine or auth method plugin binary bin as Vault
@@ -106,6 +113,7 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 		maxTTL:        c.maxTTL,
 		token:         "hvs." + token,
 		tokenAccessor: accessor[:24],
+		exp:           newExpiration(),
 	}, nil
 }
 
@@ -138,6 +146,7 @@ func (p *Plugin) NewMount(ctx context.Context, config map[string]string) (*Mount
 	}
 	be := m.Backend
 	m.cleanup = p.track(func(ctx context.Context) error {
+		p.exp.forget(m)
 		be.Cleanup(ctx)
 		return nil
 	})
@@ -186,7 +195,10 @@ func (p *Plugin) newMount(ctx context.Context, config map[string]string) (*Mount
 			return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
 		}
 	}
-	m := &Mount{Backend: be, Storage: storage, ID: id, MountType: p.name, uuid: id, token: p.token, tokenAccessor: p.tokenAccessor, runningSha256: p.sha256}
+	m := &Mount{
+		Backend: be, Storage: storage, ID: id, MountType: p.name, uuid: id, token: p.token, tokenAccessor: p.tokenAccessor, runningSha256: p.sha256,
+		exp: p.exp, defaultTTL: p.defaultTTL, maxTTL: p.maxTTL,
+	}
 	m.class, m.MountPoint = "secret", name+"/"
 	if be.Type() == logical.TypeCredential {
 		m.class, m.MountPoint = "auth", "auth/"+name+"/"

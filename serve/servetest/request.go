@@ -54,8 +54,8 @@ func (m *Mount) Delete(ctx context.Context, path string) (*logical.Response, err
 // `vault write auth/MOUNT/PATH …` does without a token. A path that the
 // backend does not list as unauthenticated (its PathsSpecial) is refused
 // with status 403, as Vault refuses a request without a token. The
-// response's Auth is the backend's, as Vault receives it: servetest issues
-// no token.
+// response's Auth gets a token as Vault's token store makes one (see Do),
+// which RenewToken renews; its Policies stay the backend's.
 func (m *Mount) Login(ctx context.Context, path string, data map[string]any) (*logical.Response, error) {
 	return m.Do(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: path, Data: data, Unauthenticated: true})
 }
@@ -75,8 +75,20 @@ func (m *Mount) Login(ctx context.Context, path string, data map[string]any) (*l
 //     sha256, the mount class, Storage, the client token (salted per
 //     mount, as the router hashes it), the request id and a Connection
 //     from 127.0.0.1 are set; request headers are not passed through;
+//   - a response's secret gets a lease, as Vault's expiration manager
+//     registers it: its TTL is the mount's default when the backend set
+//     none, capped by the mount's max TTL (and the secret's MaxTTL) with
+//     Vault's warning, and Secret.LeaseID is MOUNT_PATH/REQUEST_PATH/ID,
+//     as `secrets/creds/web/AbC…`; Renew, Revoke, RevokePrefix and
+//     Plugin.Advance then play its life;
+//   - a login's auth gets a token, as Vault's token store makes one:
+//     ClientToken, Accessor, TokenPolicies (its Policies with "default"),
+//     TokenType, Orphan, and its TTL calculated as a secret's, with
+//     Period and ExplicitMaxTTL; RenewToken renews it;
 //   - the response loses its headers and its secret's and auth's internal
-//     data, and gets its MountType.
+//     data (the lease keeps them for renewals and revocations); with an SDK whose logical.Response has a MountType field
+//     (newer than the v0.6.2 floor, which has none), that field is set to
+//     the mount's type, as Vault's API shows it in "mount_type".
 //
 // An error Vault would answer with an HTTP error is a *ResponseError with
 // the status Vault maps it to and the messages its JSON "errors" would
@@ -133,6 +145,24 @@ func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response
 		resp.Headers = nil
 		// request_handling.go handleRequest: "Add mount type information".
 		setMountType(resp, m.MountType)
+		// handleRequest registers a secret with the expiration manager;
+		// handleLoginRequest makes a token of an auth, unless the backend
+		// refused the credentials. Both keep the internal data that is
+		// stripped below.
+		var leaseErr error
+		switch {
+		case !login && resp.Secret != nil:
+			leaseErr = m.registerSecret(resp, path)
+		case login && resp.Auth != nil && err != logical.ErrInvalidCredentials:
+			var refused *logical.Response
+			if refused, leaseErr = m.createToken(resp, path); refused != nil && leaseErr != nil {
+				// A policy Vault does not let an auth method give.
+				return refused, responseError(req, refused, leaseErr)
+			}
+		}
+		if leaseErr != nil {
+			return nil, responseError(req, nil, multierror.Append(nil, errInternal))
+		}
 		// handleCancelableRequest: "Ensure we don't leak internal data".
 		if resp.Secret != nil {
 			resp.Secret.InternalData = nil

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/plugkit/vaultplugin/internal/filehash"
+	"github.com/plugkit/vaultplugin/internal/wraphost"
 )
 
 // closeTimeout bounds what Close waits for a plugin's own shutdown code
@@ -91,12 +92,12 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 			return nil, err
 		}
 	}
-	var legacy *legacyHost
+	var legacy *wraphost.Host
 	if c.legacyTLS {
 		if legacy, err = p.startLegacyHost(); err != nil {
 			return nil, err
 		}
-		p.secrets = []string{legacy.token, legacy.serverKey}
+		p.secrets = []string{legacy.Token, legacy.ServerKey}
 	}
 	cc := c.clientConfig(bin, sum, legacy, socketDir, p.logs)
 	if d, ok := ctx.Deadline(); ok {
@@ -114,17 +115,17 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 
 // startLegacyHost starts Vault's side of the wrap-token TLS path, with
 // its CA file in a directory of its own, and registers their removal.
-func (p *Process) startLegacyHost() (*legacyHost, error) {
+func (p *Process) startLegacyHost() (*wraphost.Host, error) {
 	dir, err := os.MkdirTemp("", "servetest-legacy-")
 	if err != nil {
 		return nil, err
 	}
 	p.undo = append(p.undo, func() { os.RemoveAll(dir) })
-	h, err := newLegacyHost(dir)
+	h, err := wraphost.Start(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("servetest: %w", err)
 	}
-	p.undo = append(p.undo, h.close)
+	p.undo = append(p.undo, h.Close)
 	return h, nil
 }
 
@@ -132,11 +133,11 @@ func (p *Process) startLegacyHost() (*legacyHost, error) {
 // for the plugin at bin, whose sha256 is sum; legacy is the wrap-token TLS
 // host, or nil for AutoMTLS; socketDir is the socket directory under
 // WithContainerEnv.
-func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, socketDir string, logs io.Writer) *goplugin.ClientConfig {
+func (c *config) clientConfig(bin string, sum []byte, legacy *wraphost.Host, socketDir string, logs io.Writer) *goplugin.ClientConfig {
 	autoMTLS := !c.metadataMode && legacy == nil
 	args := c.args
 	if legacy != nil {
-		args = append([]string{"-ca-cert=" + legacy.caFile}, args...)
+		args = append([]string{"-ca-cert=" + legacy.CAFile}, args...)
 	}
 	cmd := exec.Command(bin, args...)
 	// As pluginutil's runConfig.generateCmd (sdk v0.20.0): the host's
@@ -149,7 +150,7 @@ func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, socket
 		pluginutil.PluginAutoMTLSEnv+"="+strconv.FormatBool(autoMTLS),
 	)
 	if legacy != nil {
-		cmd.Env = append(cmd.Env, pluginutil.PluginUnwrapTokenEnv+"="+legacy.token)
+		cmd.Env = append(cmd.Env, pluginutil.PluginUnwrapTokenEnv+"="+legacy.Token)
 	}
 	if dir := coverDir(); dir != "" {
 		// A plugin Build made with -cover writes its counters here.
@@ -171,7 +172,7 @@ func (c *config) clientConfig(bin string, sum []byte, legacy *legacyHost, socket
 	handshake, sets := c.pluginSets()
 	var clientTLS *tls.Config
 	if legacy != nil {
-		clientTLS = legacy.clientTLS
+		clientTLS = legacy.ClientTLS
 	}
 	return &goplugin.ClientConfig{
 		HandshakeConfig:  handshake,

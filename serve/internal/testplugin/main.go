@@ -67,11 +67,13 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 	// Set once Cleanup began: a request that runs after that reached a
 	// backend whose connections a real plugin would have closed.
 	var cleaned atomic.Bool
+	secret := leaseSecret()
 	b := &framework.Backend{
+		Secrets:      []*framework.Secret{secret},
 		Help:         "A backend for the serve tests.",
 		BackendType:  logical.TypeLogical,
 		PathsSpecial: &logical.Paths{Unauthenticated: []string{"login"}},
-		Paths: append(probePaths(conf.System), []*framework.Path{
+		Paths: append(append(probePaths(conf.System), leasePaths(secret)...), []*framework.Path{
 			{
 				Pattern: "kv/" + framework.GenericNameRegex("key"),
 				Fields:  map[string]*framework.FieldSchema{"key": {Type: framework.TypeString}, "value": {Type: framework.TypeString}},

@@ -42,6 +42,7 @@ const (
 const (
 	idPlatform  = "platform"
 	idStatic    = "static"
+	idModules   = "modules"
 	idType      = "type"
 	idStdout    = "stdout"
 	idHandshake = "handshake"
@@ -56,9 +57,13 @@ const (
 	idMlock     = "mlock"
 )
 
+// IDStatic is the static-linking check's ID: release refuses what it
+// only warns about.
+const IDStatic = idStatic
+
 // IDs returns the check IDs in report order.
 func IDs() []string {
-	return []string{idPlatform, idStatic, idType, idStdout, idHandshake, idProtocol, idMetadata,
+	return []string{idPlatform, idStatic, idModules, idType, idStdout, idHandshake, idProtocol, idMetadata,
 		idVersion, idRequest, idSIGINT, idSIGTERM, idHostDeath, idByHand, idMlock}
 }
 
@@ -82,9 +87,9 @@ type Config struct {
 // ctx's then, or the failure to set the checks up.
 func Run(ctx context.Context, c Config) (*Report, error) {
 	rs := resultSet{}
-	rs.add(timed(func() []Result { return checkHeader(c.Binary) })...)
+	rs.add(timed(func() []Result { return append(checkHeader(c.Binary), checkModules(c.Binary)) })...)
 	if rs[idPlatform].Status == Fail {
-		return rs.report(ctx, c.Binary, nil, "", "cannot run it on this machine (see platform)")
+		return rs.report(ctx, c.Binary, nil, "", "", "cannot run it on this machine (see platform)")
 	}
 
 	h, err := newHost(c)
@@ -93,7 +98,9 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	}
 	defer h.close()
 
-	// Which cookie it answers decides how everything else starts it.
+	// Which cookie it answers decides how everything else starts it; a
+	// backend that fails its AutoMTLS start is tried on the legacy TLS
+	// path, as Vault then does.
 	var probe cookieProbe
 	rs.add(timed(func() []Result {
 		probe = h.probeCookies(ctx)
@@ -102,21 +109,27 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	k := probe.kind
 	if k == nil {
 		rs.add(timed(func() []Result { return []Result{h.checkByHand(ctx)} })...)
-		return rs.report(ctx, c.Binary, nil, "", "needs a handshake (see type)")
+		return rs.report(ctx, c.Binary, probe.took(), "", "", "needs a handshake (see type)")
 	}
 
 	// The handshake as Vault does it, which the remaining checks need.
 	var sess *session
 	rs.add(timed(func() []Result {
-		sess = h.startSession(ctx, *k)
+		sess = h.startSession(ctx, *k, probe.autoMTLS)
 		return []Result{sess.handshakeResult()}
 	})...)
 	if sess.proc == nil {
 		rs.add(timed(func() []Result { return []Result{h.checkByHand(ctx)} })...)
-		return rs.report(ctx, c.Binary, k, "", "needs a handshake (see handshake)")
+		return rs.report(ctx, c.Binary, k, "", "", "needs a handshake (see handshake)")
 	}
+	// From here on every start takes the path the session took.
+	h.legacy = sess.legacy
 	h.checkServed(ctx, *k, sess, rs)
-	return rs.report(ctx, c.Binary, k, sess.typ, "")
+	tls := "automtls"
+	if sess.legacy {
+		tls = "legacy"
+	}
+	return rs.report(ctx, c.Binary, k, sess.typ, tls, "")
 }
 
 // checkServed runs the checks of a plugin that completed its handshake

@@ -10,10 +10,18 @@ import (
 )
 
 // cookieProbe is what starting the plugin with each of Vault's handshake
-// cookies showed, backend first.
+// cookies showed, backend first, and then, when the backend cookie's
+// AutoMTLS start failed, what Vault's fallback showed: the legacy TLS
+// path.
 type cookieProbe struct {
 	kind  *kind // whose cookie it answered with a handshake; nil for neither
 	tries []cookieTry
+	// legacy is the start on the legacy TLS path; nil when none was made.
+	// When it answered, it is also the last of tries.
+	legacy *cookieTry
+	// autoMTLS is the AutoMTLS start's failure when the plugin answered
+	// only on the legacy path; nil otherwise.
+	autoMTLS *startFailure
 }
 
 // cookieTry is one start with one cookie.
@@ -27,7 +35,11 @@ type cookieTry struct {
 }
 
 // probeCookies starts the plugin raw with the backend cookie, then, if it
-// does not answer, with the database cookie.
+// does not answer, with the database cookie. When it took a cookie for its
+// own but failed to start, it starts it once more as Vault then does
+// (builtin/plugin's Factory, Vault 1.21): on the legacy TLS path, for a
+// kind that has one. A start that ran out of time is not tried again:
+// it would only run out of time once more.
 func (h *host) probeCookies(ctx context.Context) cookieProbe {
 	var probe cookieProbe
 	for _, k := range kinds() {
@@ -35,18 +47,43 @@ func (h *host) probeCookies(ctx context.Context) cookieProbe {
 		probe.tries = append(probe.tries, t)
 		if t.ok {
 			probe.kind = &k
-			break
+			return probe
 		}
 		if ctx.Err() != nil {
-			break
+			return probe
 		}
+	}
+	t, ok := probe.failedStart()
+	if !ok || t.kind.legacyOffer == "" || t.timedOut() {
+		return probe
+	}
+	lt := h.onLegacyPath().tryCookie(ctx, t.kind)
+	probe.legacy = &lt
+	if lt.ok {
+		f := t.failure()
+		probe.autoMTLS = &f
+		probe.kind = &lt.kind
+		probe.tries = append(probe.tries, lt)
 	}
 	return probe
 }
 
+// took is the kind whose cookie the plugin took for its own: the one it
+// answered, or the one under which it failed to start; nil when it
+// refused both.
+func (c cookieProbe) took() *kind {
+	if c.kind != nil {
+		return c.kind
+	}
+	if t, ok := c.failedStart(); ok {
+		return &t.kind
+	}
+	return nil
+}
+
 func (h *host) tryCookie(ctx context.Context, k kind) cookieTry {
 	t := cookieTry{kind: k}
-	p, err := h.startRaw(k, k.offer)
+	p, err := h.startRaw(k, h.offer(k))
 	if err != nil {
 		t.err = err
 		return t
@@ -110,27 +147,31 @@ func (c cookieProbe) typeResult() Result {
 	}
 	if t, ok := c.failedStart(); ok {
 		r := Result{ID: idType, Status: Fail,
-			Detail: fmt.Sprintf("answers the %s cookie %s, but %s", t.kind.name, t.kind.cookie.MagicCookieKey, t.err)}
-		if line := cause(t.before, t.stderr); line != "" {
-			r.Detail += ": " + quote(line)
-		}
+			Detail: fmt.Sprintf("answers the %s cookie %s, but %s", t.kind.name, t.kind.cookie.MagicCookieKey, t.why())}
 		r.Fix = "fix the failure it printed: Vault fails the start with the same message"
 		if len(t.before) > 0 {
 			r.Fix = "fix the failure it printed: Vault's error shows it as \"Unrecognized remote plugin message: <that line>\""
+		}
+		if f := t.failure(); f.said(apiNoWrappingToken) {
+			r.Fix = apiUpgradeFix
+		}
+		if lt := c.legacy; lt != nil {
+			why := lt.why()
+			if why == t.why() {
+				why = "the same"
+			}
+			r.Detail += "; on the legacy TLS path, Vault's fallback, " + why
 		}
 		return r
 	}
 	var seen []string
 	notPlugin, timedOut := 0, 0
 	for _, t := range c.tries {
-		why := t.err.Error()
-		if line := cause(t.before, t.stderr); line != "" {
-			why += ": " + quote(line)
-		}
+		why := t.why()
 		if t.refused() {
 			notPlugin++
 		}
-		if nh := (*noHandshake)(nil); errors.As(t.err, &nh) && nh.exit == "" {
+		if t.timedOut() {
 			timedOut++
 		}
 		seen = append(seen, t.kind.cookie.MagicCookieKey+": "+why)
@@ -145,6 +186,37 @@ func (c cookieProbe) typeResult() Result {
 		r.Fix = "fix the failure it printed: Vault fails the start with the same message"
 	}
 	return r
+}
+
+// why is why the try got no handshake, with the line the plugin printed
+// that best says so.
+func (t cookieTry) why() string {
+	why := t.err.Error()
+	if line := cause(t.before, t.stderr); line != "" {
+		why += ": " + quote(line)
+	}
+	return why
+}
+
+// timedOut reports whether the try ran out of time waiting for the
+// handshake.
+func (t cookieTry) timedOut() bool {
+	nh := (*noHandshake)(nil)
+	return errors.As(t.err, &nh) && nh.exit == ""
+}
+
+// failure is the try's failed start as the session reports one: the
+// plugin's line on stdout as its cause, its stderr, and whether it exited
+// or ran out of time.
+func (t cookieTry) failure() startFailure {
+	f := startFailure{Reason: firstLine(t.err.Error()), Stderr: t.stderr, TimedOut: t.timedOut()}
+	if nh := (*noHandshake)(nil); errors.As(t.err, &nh) && nh.exit != "" {
+		f.Exited = true
+	}
+	if len(t.before) > 0 {
+		f.Stdout, f.Cause = t.before[0], t.before[0]
+	}
+	return f
 }
 
 // refused reports whether the plugin refused the try's cookie as not its

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,11 @@ type kind struct {
 	cookie goplugin.HandshakeConfig
 	// offer is PLUGIN_PROTOCOL_VERSIONS as Vault 1.21 sets it.
 	offer string
+	// legacyOffer is what Vault offers on the legacy TLS path, its
+	// fallback when the AutoMTLS start fails: sdk/plugin's
+	// NewPluginClient's plugin set, protocols 3 and 4. "" for a kind that
+	// has no such path (databases use AutoMTLS only).
+	legacyOffer string
 	// probes are the versions the protocol check offers one at a time.
 	probes []int
 }
@@ -35,7 +41,7 @@ type kind struct {
 // kinds returns the kinds in the order the cookie probe tries them.
 func kinds() []kind {
 	return []kind{
-		{name: "backend", cookie: sdkplugin.HandshakeConfig, offer: "5", probes: []int{3, 4, 5}},
+		{name: "backend", cookie: sdkplugin.HandshakeConfig, offer: "5", legacyOffer: "3,4", probes: []int{3, 4, 5}},
 		{name: "database", cookie: dbplugin.HandshakeConfig, offer: "5,6", probes: []int{5, 6}},
 	}
 }
@@ -45,6 +51,12 @@ func kinds() []kind {
 // directory of its own for the plugins' sockets.
 type host struct {
 	Config
+	// legacy is set when the plugin serves only over the legacy TLS path
+	// (a wrapping token, protocol 4), to which Vault falls back when its
+	// AutoMTLS start fails: every start then takes that path, as every
+	// start of the plugin under Vault does. Run decides it before the
+	// checks that read it start.
+	legacy bool
 	// cert is PEM, for PLUGIN_CLIENT_CERT on the raw starts: with it the
 	// plugin serves AutoMTLS as under Vault. No check connects, so the
 	// key is not kept.
@@ -84,9 +96,10 @@ func baseEnv() []string {
 }
 
 // env is the environment Vault 1.21 gives a plugin of kind k (go-plugin's
-// client and pluginutil's run config), offering protocols, with AutoMTLS;
-// then the checks' TMPDIR and extra; then the operator's -env entries,
-// which win.
+// client and pluginutil's run config), offering protocols, with AutoMTLS
+// (on the legacy path without: the caller adds the wrapping token); then
+// the checks' TMPDIR and extra; then the operator's -env entries, which
+// win.
 func (h *host) env(k kind, protocols string, extra ...string) []string {
 	env := append(baseEnv(),
 		k.cookie.MagicCookieKey+"="+k.cookie.MagicCookieValue,
@@ -95,12 +108,32 @@ func (h *host) env(k kind, protocols string, extra ...string) []string {
 		"PLUGIN_PROTOCOL_VERSIONS="+protocols,
 		pluginutil.PluginVaultVersionEnv+"="+servetest.DefaultVaultVersion,
 		pluginutil.PluginMetadataModeEnv+"=false",
-		pluginutil.PluginAutoMTLSEnv+"=true",
-		"PLUGIN_CLIENT_CERT="+h.cert,
+		pluginutil.PluginAutoMTLSEnv+"="+strconv.FormatBool(!h.legacy),
 		"TMPDIR="+h.tmp,
 	)
+	if !h.legacy {
+		// go-plugin's client sets it only with AutoMTLS.
+		env = append(env, "PLUGIN_CLIENT_CERT="+h.cert)
+	}
 	env = append(env, extra...)
 	return append(env, h.Env...)
+}
+
+// offer is what Vault offers a plugin of kind k at a start on this host's
+// path: PLUGIN_PROTOCOL_VERSIONS.
+func (h *host) offer(k kind) string {
+	if h.legacy {
+		return k.legacyOffer
+	}
+	return k.offer
+}
+
+// onLegacyPath returns a copy of the host that starts plugins as Vault
+// does on its fallback, the legacy TLS path.
+func (h *host) onLegacyPath() *host {
+	l := *h
+	l.legacy = true
+	return &l
 }
 
 // options are the servetest options every start through servetest takes:

@@ -38,10 +38,11 @@ type hostReport struct {
 
 // Host runs HostCommand with its arguments:
 //
-//	_host [-database] [-mount] [-no-ipc-lock] [-env K=V]... [-args ARG]... BINARY
+//	_host [-database] [-legacy-tls] [-mount] [-no-ipc-lock] [-env K=V]... [-args ARG]... BINARY
 //
-// It starts BINARY through servetest as Vault does (and sets up one mount
-// or connection with -mount), prints one hostReport line on stdout, then
+// It starts BINARY through servetest as Vault does (on the legacy TLS path
+// with -legacy-tls; and sets up one mount or connection with -mount),
+// prints one hostReport line on stdout, then
 // holds the plugin until stdin closes, when it closes the plugin and
 // exits 0, or until it is killed. With -no-ipc-lock it first drops
 // CAP_IPC_LOCK (Linux), so that the plugin runs as under a Vault that has
@@ -51,6 +52,7 @@ func Host(args []string, stdin io.Reader, stdout io.Writer) int {
 	fs.SetOutput(io.Discard)
 	database := fs.Bool("database", false, "")
 	mount := fs.Bool("mount", false, "")
+	legacy := fs.Bool("legacy-tls", false, "")
 	noIPCLock := fs.Bool("no-ipc-lock", false, "")
 	var env, pluginArgs listFlag
 	fs.Var(&env, "env", "")
@@ -70,6 +72,9 @@ func Host(args []string, stdin io.Reader, stdout io.Writer) int {
 		}
 	}
 	opts := []servetest.Option{servetest.WithEnv(env...)}
+	if *legacy {
+		opts = append(opts, servetest.WithLegacyTLS())
+	}
 	if len(pluginArgs) > 0 {
 		opts = append(opts, servetest.WithArgs(pluginArgs...))
 	}
@@ -142,6 +147,9 @@ func (h *host) startHost(ctx context.Context, k kind, mount, noIPCLock bool, ext
 	args := []string{HostCommand}
 	if k.name == "database" {
 		args = append(args, "-database")
+	}
+	if h.legacy {
+		args = append(args, "-legacy-tls")
 	}
 	if mount {
 		args = append(args, "-mount")

@@ -29,7 +29,8 @@ func (h *host) checkHostDeath(ctx context.Context, k kind) Result {
 			kill(rep.PID)
 			return Result{ID: idHostDeath, Status: Fail,
 				Detail: fmt.Sprintf("still running %s after its host was killed: an orphan that would run forever (pid %d, killed by the check)", HostDeathBound, rep.PID),
-				Fix:    "use serve.Run: it watches its parent and exits when its host dies"}
+				Fix: "use serve.Run: it watches its parent and exits when its host dies; go-plugin does not, " +
+					"so a bare SDK main must itself exit when os.Getppid() changes (or set PR_SET_PDEATHSIG on Linux)"}
 		}
 		<-t.C
 	}

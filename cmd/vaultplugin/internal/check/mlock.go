@@ -29,9 +29,12 @@ func (h *host) checkMlock(ctx context.Context, k kind) Result {
 		if line := f.lineWith(ipcLockName); line != "" {
 			return Result{ID: idMlock, Status: Pass, Detail: how + ", it cannot start and says what to grant: " + quoteAround(line, ipcLockName)}
 		}
-		return Result{ID: idMlock, Status: Fail,
+		// Whatever it says, it cannot start there: the grant is the
+		// operator's. What it says decides how long they search.
+		return Result{ID: idMlock, Status: Warn,
 			Detail: how + ", it cannot start and does not say what to grant: " + quote(f.why()),
-			Fix:    "when locking memory fails, say what to grant: CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or disable_mlock in Vault (serve.Run does)"}
+			Fix: "when locking memory fails, say what to grant: CAP_IPC_LOCK (setcap cap_ipc_lock=+ep PLUGIN) or disable_mlock in Vault; " +
+				"a bare SDK main gets mlock's error back from ServeMultiplex and can add that, serve.Run does"}
 	}
 	detail := "starts " + how
 	if st := memoryStatus(rep.PID); st != "" {

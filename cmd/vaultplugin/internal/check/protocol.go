@@ -35,7 +35,11 @@ func (h *host) probeProtocols(ctx context.Context, k kind) protocolProbe {
 // protocolResult is the protocol check: the versions served, and whether
 // one process serves two mounts (connections).
 func (s *session) protocolResult(probe protocolProbe) Result {
-	versions := "none of " + s.kind.offer
+	var offered []string
+	for _, v := range s.kind.probes {
+		offered = append(offered, strconv.Itoa(v))
+	}
+	versions := "none of " + strings.Join(offered, ", ")
 	if len(probe.served) > 0 {
 		vs := make([]string, len(probe.served))
 		for i, v := range probe.served {
@@ -59,8 +63,12 @@ func (s *session) protocolResult(probe protocolProbe) Result {
 		return Result{ID: idProtocol, Status: Pass,
 			Detail: fmt.Sprintf("%s; multiplexed: two %s, one process (pid %d)", serves, instances, s.proc.PID())}
 	case !slices.Contains(probe.served, 5):
-		return Result{ID: idProtocol, Status: Fail, Detail: serves + ", not 5, which Vault 1.12+ needs for AutoMTLS",
-			Fix: "upgrade github.com/hashicorp/vault/sdk to v0.5.4 or newer and serve with ServeMultiplex, or use serve.Run"}
+		// Vault then falls back to the legacy TLS path (see handshake).
+		return Result{ID: idProtocol, Status: Warn, Detail: serves + ", not 5, which Vault 1.12+ needs for AutoMTLS and multiplexing",
+			Fix: "upgrade github.com/hashicorp/vault/sdk to ≥ v0.5.4 and serve with plugin.ServeMultiplex, or use serve.Run"}
+	case s.legacy:
+		return Result{ID: idProtocol, Status: Info,
+			Detail: fmt.Sprintf("%s; on the legacy TLS path Vault offers 3 and 4 and starts a process for each of its %s (see handshake)", serves, instances)}
 	}
 	return Result{ID: idProtocol, Status: Info,
 		Detail: fmt.Sprintf("%s; not multiplexed: Vault starts a process for each of its %s (serve.Run multiplexes by default)", serves, instances)}

@@ -11,15 +11,23 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/pluginutil"
+
+	"github.com/plugkit/vaultplugin/internal/wraphost"
 )
 
 // rawProcess is a plugin started with os/exec rather than go-plugin's
 // client, for what servetest hides: the stdout lines before the handshake,
 // signals and the exit status. It gets Vault's environment with AutoMTLS
-// but nobody connects: reading the handshake line is enough.
+// (or, on the legacy path, a wrapping token whose unwrap endpoint
+// answers) but nobody connects: reading the handshake line is enough.
 type rawProcess struct {
 	cmd    *exec.Cmd
 	stderr *tailWriter
+	// release frees what the start needed besides the process (the
+	// legacy path's unwrap endpoint) once it has exited; nil for nothing.
+	release func()
 
 	handshook chan struct{} // closed when the handshake line was read
 	done      chan struct{} // closed when the process has exited and been reaped
@@ -32,21 +40,45 @@ type rawProcess struct {
 
 // startRaw starts the plugin as Vault would start a plugin of kind k,
 // offering protocols, with extra environment entries after Vault's (and
-// before the operator's). The caller must stop it.
+// before the operator's). On the legacy path each start gets a wrapping
+// token of its own, as under Vault: a token answers once. The caller must
+// stop it.
 func (h *host) startRaw(k kind, protocols string, extraEnv ...string) (*rawProcess, error) {
-	cmd := exec.Command(h.Binary, h.Args...)
+	args := h.Args
+	var release func()
+	if h.legacy {
+		dir, err := os.MkdirTemp(h.tmp, "wrap-")
+		if err != nil {
+			return nil, fmt.Errorf("creating a directory for the unwrap endpoint's CA: %w", err)
+		}
+		wh, err := wraphost.Start(dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("starting the unwrap endpoint: %w", err)
+		}
+		release = func() { wh.Close(); os.RemoveAll(dir) }
+		// As servetest.WithLegacyTLS: the endpoint's CA first, then the
+		// operator's arguments.
+		args = append([]string{"-ca-cert=" + wh.CAFile}, args...)
+		extraEnv = append([]string{pluginutil.PluginUnwrapTokenEnv + "=" + wh.Token}, extraEnv...)
+	}
+	cmd := exec.Command(h.Binary, args...)
 	cmd.Env = h.env(k, protocols, extraEnv...)
-	return startProcess(cmd)
+	p, err := startProcess(cmd, release)
+	if err != nil && release != nil {
+		release()
+	}
+	return p, err
 }
 
 // startProcess starts cmd with its stdout read line by line and its
-// stderr's tail kept.
-func startProcess(cmd *exec.Cmd) (*rawProcess, error) {
+// stderr's tail kept; release, if not nil, runs once it has exited.
+func startProcess(cmd *exec.Cmd, release func()) (*rawProcess, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("creating the stdout pipe: %w", err)
 	}
-	p := &rawProcess{cmd: cmd, stderr: &tailWriter{}, handshook: make(chan struct{}), done: make(chan struct{})}
+	p := &rawProcess{cmd: cmd, stderr: &tailWriter{}, release: release, handshook: make(chan struct{}), done: make(chan struct{})}
 	cmd.Stdout = w
 	cmd.Stderr = p.stderr
 	// A child of the plugin may hold stderr open; Wait must not wait
@@ -74,6 +106,9 @@ func startProcess(cmd *exec.Cmd) (*rawProcess, error) {
 		}
 		r.Close()
 		<-read
+		if p.release != nil {
+			p.release()
+		}
 		p.mu.Lock()
 		p.state = cmd.ProcessState
 		p.mu.Unlock()

@@ -15,8 +15,14 @@ type Status string
 const (
 	// Pass: the binary does what Vault needs.
 	Pass Status = "pass"
-	// Fail: it does not; the Result's Fix says what to change.
+	// Fail: it does not: Vault cannot start it, mount it or serve a
+	// request, or running it loses data or processes (an orphan, a stop
+	// that skips Cleanup). The Result's Fix says what to change.
 	Fail Status = "fail"
+	// Warn: Vault serves it, but something is worth fixing: an old
+	// dependency, a path Vault only falls back to, what an operator
+	// sees. The Result's Fix says what to change. It fails nothing.
+	Warn Status = "warn"
 	// Skip: the check could not run, on this system or because a check it
 	// needs failed; Detail says which.
 	Skip Status = "skip"
@@ -32,6 +38,8 @@ func (s Status) mark() string {
 		return "✓"
 	case Fail:
 		return "✗"
+	case Warn:
+		return "!"
 	case Info:
 		return "·"
 	}
@@ -45,7 +53,8 @@ type Result struct {
 	Status Status `json:"status"`
 	// Detail is what was seen, one line.
 	Detail string `json:"detail"`
-	// Fix is one concrete line; set for every Fail, empty otherwise.
+	// Fix is one concrete line; set for every Fail and Warn, empty
+	// otherwise.
 	Fix string `json:"fix,omitempty"`
 	// Millis is how long the check took, in milliseconds.
 	Millis int64 `json:"duration_ms"`
@@ -62,7 +71,13 @@ type Report struct {
 	Kind string `json:"kind"`
 	// Type is "secret", "auth" or "database"; "" when unknown.
 	Type string `json:"type"`
-	// Passed is true when no check failed.
+	// TLS is how the host's connection to the plugin was secured in the
+	// checks that started it: "automtls", or "legacy" when only Vault's
+	// fallback, the wrapping token of the legacy TLS path, worked; ""
+	// when no start completed its handshake.
+	TLS string `json:"tls"`
+	// Passed is true when no check failed: Vault serves the plugin, and
+	// running it loses nothing. Warnings do not change it.
 	Passed bool `json:"passed"`
 	// Counts holds how many checks ended with each status.
 	Counts map[Status]int `json:"counts"`
@@ -85,11 +100,11 @@ func (rs resultSet) add(results ...Result) {
 // without a result is skipped for the reason why. It returns ctx's error
 // instead when the run was cancelled: its results are then not the
 // plugin's.
-func (rs resultSet) report(ctx context.Context, bin string, k *kind, typ, why string) (*Report, error) {
+func (rs resultSet) report(ctx context.Context, bin string, k *kind, typ, tls, why string) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("check interrupted: %w", err)
 	}
-	r := &Report{Schema: reportSchema, Binary: bin, Type: typ, Passed: true, Counts: map[Status]int{}}
+	r := &Report{Schema: reportSchema, Binary: bin, Type: typ, TLS: tls, Passed: true, Counts: map[Status]int{}}
 	if k != nil {
 		r.Kind = k.name
 	}
@@ -108,7 +123,7 @@ func (rs resultSet) report(ctx context.Context, bin string, k *kind, typ, why st
 }
 
 // WriteText writes the report for a person: one line per check, and
-// under each failure the line that fixes it.
+// under each failure and warning the line that fixes it.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "vaultplugin check %s\n", r.Binary)
@@ -119,9 +134,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	var sums []string
-	for _, s := range []Status{Pass, Fail, Info, Skip} {
+	for _, s := range []Status{Pass, Fail, Warn, Info, Skip} {
 		if n := r.Counts[s]; n > 0 {
-			sums = append(sums, fmt.Sprintf("%d %s", n, map[Status]string{Pass: "passed", Fail: "failed", Info: "info", Skip: "skipped"}[s]))
+			word := map[Status]string{Pass: "passed", Fail: "failed", Warn: "warnings", Info: "info", Skip: "skipped"}[s]
+			if s == Warn && n == 1 {
+				word = "warning"
+			}
+			sums = append(sums, fmt.Sprintf("%d %s", n, word))
 		}
 	}
 	fmt.Fprintln(&b, strings.Join(sums, ", "))

@@ -14,11 +14,20 @@ import (
 )
 
 // session is the plugin started through servetest exactly as Vault starts
-// it (AutoMTLS, protocol 5 for a backend, 5 and 6 for a database), and
-// what its mounts, or connections, answered.
+// it (AutoMTLS, protocol 5 for a backend, 5 and 6 for a database; for a
+// backend whose AutoMTLS start fails, Vault's fallback: the legacy TLS
+// path, protocol 4), and what its mounts, or connections, answered.
 type session struct {
 	kind kind
 	bin  string
+
+	// legacy is set when the session runs on the legacy TLS path, and
+	// autoMTLS is then why the AutoMTLS start failed.
+	legacy   bool
+	autoMTLS *startFailure
+	// legacyErr is why the legacy path failed too, after the AutoMTLS
+	// start (startErr) failed; nil when it was not tried.
+	legacyErr error
 
 	startErr  error
 	proc      *servetest.Process // nil when the start failed
@@ -37,18 +46,49 @@ type session struct {
 	logs        []servetest.LogRecord
 }
 
-// startSession starts the plugin and waits for its handshake.
-func (h *host) startSession(ctx context.Context, k kind) *session {
+// startSession starts the plugin as Vault does and waits for its
+// handshake. Vault 1.21 starts a backend with AutoMTLS and, when that
+// fails, starts it again on the legacy TLS path (builtin/plugin's
+// Factory: sdk/plugin's NewBackendWithVersion, protocols 3 and 4, a
+// wrapping token); so does the session. autoMTLS, when not nil, is an
+// AutoMTLS failure already seen (by the cookie probe): the session then
+// goes to the legacy path at once.
+func (h *host) startSession(ctx context.Context, k kind, autoMTLS *startFailure) *session {
 	s := &session{kind: k, bin: h.Binary}
+	if autoMTLS == nil {
+		s.start(ctx, h.options())
+		if s.startErr == nil || k.legacyOffer == "" {
+			return s
+		}
+		f := newStartFailure(s.startErr)
+		if f.TimedOut {
+			// It would only run out of time once more.
+			return s
+		}
+		autoMTLS = &f
+	}
+	l := &session{kind: k, bin: h.Binary, legacy: true, autoMTLS: autoMTLS}
+	l.start(ctx, h.options(servetest.WithLegacyTLS()))
+	if l.startErr == nil || s.startErr == nil {
+		// On the legacy path, or the probe already saw the AutoMTLS
+		// start fail: the legacy start's outcome is the session's.
+		return l
+	}
+	s.legacyErr = l.startErr
+	return s
+}
+
+// start starts the plugin through servetest with opts.
+func (s *session) start(ctx context.Context, opts []servetest.Option) {
 	ctx, cancel := context.WithTimeout(ctx, HandshakeBound)
 	defer cancel()
-	if k.name == "database" {
-		s.db, s.startErr = servetest.NewDatabase(ctx, h.Binary, h.options()...)
+	if s.kind.name == "database" {
+		s.db, s.startErr = servetest.NewDatabase(ctx, s.bin, opts...)
 		if s.startErr == nil {
 			s.proc = s.db.Process
 		}
 	} else {
-		s.plugin, s.startErr = servetest.New(ctx, h.Binary, h.options()...)
+		s.plugin, s.startErr = servetest.New(ctx, s.bin, opts...)
 		if s.startErr == nil {
 			s.proc = s.plugin.Process
 		}
@@ -56,24 +96,53 @@ func (h *host) startSession(ctx context.Context, k kind) *session {
 	if s.proc != nil {
 		s.handshake = s.proc.HandshakeTime()
 	}
-	return s
 }
 
+// apiUpgradeFix is the fix for a plugin whose vault/api predates v1.8.0,
+// the first release whose api.VaultPluginTLSProvider returns nil under
+// AutoMTLS (v1.7.2 still unwraps a token the host never sent; see
+// plugin_helpers.go in both).
+const apiUpgradeFix = "upgrade github.com/hashicorp/vault/api to ≥ v1.8.0 (go get github.com/hashicorp/vault/api@latest): " +
+	"from v1.8.0 api.VaultPluginTLSProvider steps aside under AutoMTLS; or serve with serve.Run, which needs no TLS provider"
+
 func (s *session) handshakeResult() Result {
-	if s.startErr == nil {
+	switch {
+	case s.startErr == nil && s.legacy:
+		r := Result{ID: idHandshake, Status: Warn,
+			Detail: fmt.Sprintf("serves, but only over the legacy TLS path (a wrapping token, protocol 4, one process per mount), "+
+				"to which Vault falls back: under AutoMTLS %s; completed in %s, pid %d", s.autoMTLS.why(), s.handshake.Round(time.Millisecond), s.proc.PID())}
+		switch {
+		case s.autoMTLS.said(apiNoWrappingToken):
+			r.Fix = apiUpgradeFix
+		case strings.Contains(s.autoMTLS.Reason, goPluginIncompatible):
+			r.Fix = "serve protocol 5, which AutoMTLS needs: upgrade github.com/hashicorp/vault/sdk to ≥ v0.5.4 and serve with plugin.ServeMultiplex, or use serve.Run"
+		default:
+			r.Fix = "make the AutoMTLS start work: Vault 1.12+ tries it first at every start and logs its failure before it falls back"
+		}
+		return r
+	case s.startErr == nil:
 		return Result{ID: idHandshake, Status: Pass,
 			Detail: fmt.Sprintf("completed in %s with AutoMTLS (bound %s), pid %d", s.handshake.Round(time.Millisecond), HandshakeBound, s.proc.PID())}
 	}
 	f := newStartFailure(s.startErr)
 	r := Result{ID: idHandshake, Status: Fail, Detail: f.why()}
+	if s.legacy {
+		r.Detail = fmt.Sprintf("%s on the legacy TLS path, to which Vault falls back; under AutoMTLS %s", f.why(), s.autoMTLS.why())
+	} else if s.legacyErr != nil {
+		why := newStartFailure(s.legacyErr).why()
+		if why == f.why() {
+			why = "the same"
+		}
+		r.Detail += "; on the legacy TLS path, Vault's fallback: " + why
+	}
 	switch {
 	case f.Stdout != "":
 		// A line on stdout where the handshake belonged: Vault's error
 		// quotes it, and so does the report, word for word.
 		r.Detail = "Vault refuses it: " + quote(f.Reason)
 		r.Fix = "write nothing to stdout before serving, log to stderr (see stdout)"
-	case f.said(apiNoWrappingToken):
-		r.Fix = "upgrade github.com/hashicorp/vault/api to v1.8.0 or newer, whose TLS provider steps aside under AutoMTLS, or use serve.Run"
+	case f.said(apiNoWrappingToken), s.autoMTLS != nil && s.autoMTLS.said(apiNoWrappingToken):
+		r.Fix = apiUpgradeFix
 	case f.TimedOut:
 		r.Fix = fmt.Sprintf("print the handshake within %s of starting: do slow set-up after serving, in the backend's InitializeFunc", HandshakeBound)
 	case strings.Contains(f.Reason, goPluginIncompatible):

@@ -47,7 +47,7 @@ func TestHandshakeResultFromStartError(t *testing.T) {
 		name:   "an old vault/api",
 		err:    &servetest.StartError{Exited: true, Stderr: []string{"[ERROR] error parsing wrapping token: square/go-jose: compact JWS format must have three parts"}, Err: goPlugin("plugin exited before we could connect")},
 		detail: "it exited: [ERROR] error parsing wrapping token",
-		fix:    "upgrade github.com/hashicorp/vault/api to v1.8.0",
+		fix:    "upgrade github.com/hashicorp/vault/api to ≥ v1.8.0",
 	}, {
 		name:   "another protocol",
 		err:    &servetest.StartError{Err: goPlugin("Incompatible API version with plugin. Plugin version: 4, Client versions: [5]")},
@@ -61,5 +61,54 @@ func TestHandshakeResultFromStartError(t *testing.T) {
 				t.Errorf("%s %q, fix %q; want a failure %q…, fix %q…", r.Status, r.Detail, r.Fix, c.detail, c.fix)
 			}
 		})
+	}
+}
+
+// A backend whose AutoMTLS start failed but whose legacy start served
+// warns: Vault serves it on that path. The fix follows why AutoMTLS
+// failed.
+func TestHandshakeResultOnTheLegacyPath(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		autoMTLS startFailure
+		fix      string
+	}{
+		{"an old vault/api", startFailure{Exited: true, Stderr: []string{`{"@level":"error","@message":"plugin tls init","error":"error parsing wrapping token: square/go-jose: compact JWS format must have three parts"}`}},
+			"upgrade github.com/hashicorp/vault/api to ≥ v1.8.0"},
+		{"no protocol 5", startFailure{Reason: "Incompatible API version with plugin. Plugin version: 4, Client versions: [5]"},
+			"serve protocol 5, which AutoMTLS needs: upgrade github.com/hashicorp/vault/sdk to ≥ v0.5.4"},
+		{"another cause", startFailure{Exited: true, Stderr: []string{"[ERROR] something else"}}, "make the AutoMTLS start work"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &session{kind: kinds()[0], legacy: true, autoMTLS: &c.autoMTLS, proc: &servetest.Process{}}
+			r := s.handshakeResult()
+			if r.Status != Warn || !strings.HasPrefix(r.Detail, "serves, but only over the legacy TLS path") ||
+				!strings.Contains(r.Detail, "under AutoMTLS "+c.autoMTLS.why()) || !strings.HasPrefix(r.Fix, c.fix) {
+				t.Errorf("%s %q, fix %q; want a warning naming %q, fix %q…", r.Status, r.Detail, r.Fix, c.autoMTLS.why(), c.fix)
+			}
+		})
+	}
+}
+
+// Only what breaks on a real host fails: a version Vault cannot parse
+// (it refuses to register the plugin), a plugin that fails in metadata
+// mode on the legacy path (Vault starts it so before serving it there).
+// A missing or mismatched version, and metadata mode off that path, warn.
+func TestWhatFailsAndWhatWarns(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		result Result
+		want   Status
+	}{
+		{"no version", (&session{}).versionResult(versionFlag{how: "exit status 1"}), Warn},
+		{"a version -version does not print", (&session{hostVersion: "v1.0.0"}).versionResult(versionFlag{answered: true, value: "v2.0.0"}), Warn},
+		{"a version Vault cannot parse", (&session{hostVersion: "nightly"}).versionResult(versionFlag{answered: true, value: "nightly"}), Fail},
+		{"the same semantic version", (&session{hostVersion: "v1.2.3"}).versionResult(versionFlag{answered: true, value: "1.2.3"}), Pass},
+		{"metadata mode under AutoMTLS", (&session{}).metadataResult(metadataRun{startErr: errors.New("exited")}), Warn},
+		{"metadata mode on the legacy path", (&session{legacy: true}).metadataResult(metadataRun{startErr: errors.New("exited")}), Fail},
+	} {
+		if c.result.Status != c.want || (c.want == Fail || c.want == Warn) != (c.result.Fix != "") {
+			t.Errorf("%s: %s %q, fix %q; want %s", c.name, c.result.Status, c.result.Detail, c.result.Fix, c.want)
+		}
 	}
 }

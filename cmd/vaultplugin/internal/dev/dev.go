@@ -84,16 +84,22 @@ func (s *session) run(ctx context.Context, vaultBin, pluginDir string) error {
 	}
 	fmt.Fprintf(s.out, "work dir: %s\n", s.work)
 
-	// The Vault: the one at VAULT_ADDR, or a dev server of our own.
-	if os.Getenv("VAULT_ADDR") != "" {
+	// The Vault: a dev server of our own from -vault, whatever VAULT_ADDR
+	// says (a shell keeps a stale one long after its Vault stopped), else
+	// the one at VAULT_ADDR, else a dev server from the vault we find.
+	if addr := os.Getenv("VAULT_ADDR"); addr != "" && vaultBin == "" {
 		if pluginDir == "" {
-			return cli.Usagef("VAULT_ADDR is set: give -plugin-dir, that Vault's plugin_directory, to copy the plugin into")
+			return cli.Usagef("VAULT_ADDR is set: give -plugin-dir, that Vault's plugin_directory, to copy the plugin into (or -vault BIN to start a dev server instead)")
 		}
 		if s.vault, err = vaultFromEnv(); err != nil {
 			return &cli.UsageError{Err: err}
 		}
 		s.pluginDir = pluginDir
+		fmt.Fprintf(s.out, "using the Vault at %s (VAULT_ADDR), %s; -vault BIN starts a dev server instead\n", s.vault.addr, s.vault.version(ctx))
 	} else {
+		if addr != "" {
+			fmt.Fprintf(s.out, "ignoring VAULT_ADDR=%s: -vault starts a dev server of its own\n", addr)
+		}
 		s.pluginDir = filepath.Join(s.work, "plugins")
 		if err := os.Mkdir(s.pluginDir, 0o755); err != nil {
 			return fmt.Errorf("creating the plugin directory: %w", err)
@@ -113,11 +119,14 @@ func (s *session) run(ctx context.Context, vaultBin, pluginDir string) error {
 	if err != nil {
 		return fmt.Errorf("building %s: %v\n%s", s.pkg, err, out)
 	}
-	if s.plugin, err = describe(s.binary, name, s.typ, ""); err != nil {
+	if s.plugin, err = describe(s.binary, name, s.typ, "", false); err != nil {
 		return &cli.UsageError{Err: err}
 	}
 	if s.mountPath == "" {
 		s.mountPath = s.plugin.name
+		if s.plugin.typ == "database" {
+			s.mountPath = "database"
+		}
 	}
 	if err := s.vault.register(ctx, s.plugin); err != nil {
 		return err
@@ -125,8 +134,16 @@ func (s *session) run(ctx context.Context, vaultBin, pluginDir string) error {
 	if err := s.vault.mount(ctx, s.plugin, s.mountPath); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "built in %s; %s plugin %s %s mounted at %s/, pid %s\n", round(took), s.plugin.typ, s.plugin.name, orNone(s.plugin.version), s.mountPrefix(), s.pid())
+	if s.plugin.typ == "database" {
+		s.connectDatabase(ctx)
+		fmt.Fprintf(s.out, "built in %s; database plugin %s %s serves the connection %s/config/%s, pid %s\n", round(took), s.plugin.name, orNone(s.plugin.version), s.mountPath, s.plugin.name, s.pid())
+	} else {
+		fmt.Fprintf(s.out, "built in %s; %s plugin %s %s mounted at %s/, pid %s\n", round(took), s.plugin.typ, s.plugin.name, orNone(s.plugin.version), s.mountPrefix(), s.pid())
+	}
 	fmt.Fprintf(s.out, "in another terminal:\n  export VAULT_ADDR=%s\n  export VAULT_TOKEN=%s\n", s.vault.addr, s.vault.token)
+	if s.plugin.typ == "database" {
+		fmt.Fprintf(s.out, "  vault write %s/roles/dev db_name=%s default_ttl=1h\n  vault read %s/creds/dev\n", s.mountPath, s.plugin.name, s.mountPath)
+	}
 	fmt.Fprintf(s.out, "watching %d package directories for changes; Ctrl-C stops\n", len(dirs))
 	return s.watch(ctx, dirs, before)
 }
@@ -139,7 +156,8 @@ func (s *session) cycle(ctx context.Context) {
 		fmt.Fprintf(s.out, "build failed after %s; the previous build is still serving:\n%s\n", round(took), strings.TrimSpace(out))
 		return
 	}
-	p, err := describe(s.binary, s.plugin.name, s.plugin.typ, "")
+	// The type is settled by the first build's describe.
+	p, err := describe(s.binary, s.plugin.name, s.plugin.typ, "", true)
 	if err != nil {
 		fmt.Fprintf(s.out, "built in %s, but: %v\n", round(took), err)
 		return
@@ -149,20 +167,56 @@ func (s *session) cycle(ctx context.Context) {
 		fmt.Fprintf(s.out, "built in %s, but registering failed: %v\n", round(took), err)
 		return
 	}
-	if p.version != s.plugin.version {
-		// A new version must be the mount's too, or the reload starts
-		// the old entry's binary again.
-		if err := s.vault.tuneVersion(ctx, p, s.mountPath); err != nil {
-			fmt.Fprintf(s.out, "built in %s, but tuning the mount to %s failed: %v\n", round(took), p.version, err)
+	if p.typ == "database" {
+		if !s.reconnect(ctx, p, took) {
+			return
+		}
+	} else {
+		if p.version != s.plugin.version {
+			// A new version must be the mount's too, or the reload
+			// starts the old entry's binary again.
+			if err := s.vault.tuneVersion(ctx, p, s.mountPath); err != nil {
+				fmt.Fprintf(s.out, "built in %s, but tuning the mount to %s failed: %v\n", round(took), p.version, err)
+				return
+			}
+		}
+		if err := s.vault.reload(ctx, p.name, ""); err != nil {
+			fmt.Fprintf(s.out, "built in %s, but reloading failed: %v\n", round(took), err)
 			return
 		}
 	}
-	if err := s.vault.reload(ctx, p.name, ""); err != nil {
-		fmt.Fprintf(s.out, "built in %s, but reloading failed: %v\n", round(took), err)
-		return
-	}
 	s.plugin = p
 	fmt.Fprintf(s.out, "rebuilt in %s, registered and reloaded in %s, pid %s\n", round(took), round(time.Since(start)), s.pid())
+}
+
+// connectDatabase configures the database plugin's connection. A plugin
+// that needs settings of its own (a database's address, credentials)
+// refuses the configuration dev writes: that is said, and the loop goes
+// on, so that the author writes the connection's configuration and the
+// next build is put to work all the same.
+func (s *session) connectDatabase(ctx context.Context) {
+	if err := s.vault.connect(ctx, s.plugin, s.mountPath); err != nil {
+		fmt.Fprintf(s.out, "configuring the connection %s/config/%s failed: %v\n  configure it with: vault write %s/config/%s plugin_name=%s allowed_roles='*' …\n",
+			s.mountPath, s.plugin.name, err, s.mountPath, s.plugin.name, s.plugin.name)
+	}
+}
+
+// reconnect puts a new build of a database plugin to work: a new version
+// is written into the connection's configuration (which also reopens
+// it), else the connection is reset. It reports whether that worked,
+// having said why not.
+func (s *session) reconnect(ctx context.Context, p plugin, took time.Duration) bool {
+	var err error
+	if p.version != s.plugin.version {
+		err = s.vault.connect(ctx, p, s.mountPath)
+	} else {
+		err = s.vault.reset(ctx, p, s.mountPath)
+	}
+	if err != nil {
+		fmt.Fprintf(s.out, "built in %s, but reopening the connection %s/config/%s failed: %v\n", round(took), s.mountPath, p.name, err)
+		return false
+	}
+	return true
 }
 
 // pid is the process id of the plugin serving the mount, as far as this

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
 	"github.com/plugkit/vaultplugin/internal/filehash"
+	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
 // probeTimeout bounds running the binary with -version or -describe to
@@ -38,6 +41,7 @@ func RegisterFlags(fs *flag.FlagSet) cli.Run {
 	fs.StringVar(&o.typ, "type", "", "")
 	fs.StringVar(&o.pluginDir, "plugin-dir", "", "")
 	fs.BoolVar(&o.reload, "reload", false, "")
+	fs.BoolVar(&o.force, "force", false, "")
 	fs.StringVar(&o.scope, "scope", "", "")
 	return o.run
 }
@@ -45,7 +49,7 @@ func RegisterFlags(fs *flag.FlagSet) cli.Run {
 // registerOptions are register's flags.
 type registerOptions struct {
 	name, version, typ, pluginDir, scope string
-	reload                               bool
+	reload, force                        bool
 }
 
 func (o *registerOptions) run(args []string, stdout, _ io.Writer) error {
@@ -71,7 +75,7 @@ func (o *registerOptions) run(args []string, stdout, _ io.Writer) error {
 		}
 		bin = dst
 	}
-	p, err := describe(bin, o.name, o.typ, o.version)
+	p, err := describe(bin, o.name, o.typ, o.version, o.force)
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
@@ -99,8 +103,12 @@ func orNone(v string) string {
 
 // describe learns what Vault needs to register bin: the overrides given,
 // else what the binary says of itself through -describe and -version,
-// which plugins served by this module answer.
-func describe(bin, name, typ, version string) (plugin, error) {
+// which plugins served by this module answer, or, for the type, through
+// the handshake (selfType). A type given that contradicts the binary's
+// own is refused unless force: Vault would register it, then fail every
+// mount (an auth method registered as a secrets engine: "unknown backend
+// type").
+func describe(bin, name, typ, version string, force bool) (plugin, error) {
 	sum, err := filehash.SHA256(bin)
 	if err != nil {
 		return plugin{}, err
@@ -109,24 +117,31 @@ func describe(bin, name, typ, version string) (plugin, error) {
 	if p.name == "" {
 		p.name = strings.TrimSuffix(filepath.Base(bin), ".exe")
 	}
-	if p.typ == "" || p.version == "" {
-		var d struct {
-			Type    string `json:"type"`
-			Version string `json:"version"`
-		}
-		if out, err := probe(bin, "-describe"); err == nil && json.Unmarshal(out, &d) == nil {
-			if p.typ == "" {
-				p.typ = d.Type
-			}
-			if p.version == "" {
-				p.version = d.Version
-			}
-		}
+	var d struct {
+		Type    string `json:"type"`
+		Version string `json:"version"`
+	}
+	if out, err := probe(bin, "-describe"); err == nil {
+		_ = json.Unmarshal(out, &d)
+	}
+	if p.version == "" {
+		p.version = d.Version
+	}
+	self, how := d.Type, "-describe"
+	if self == "" && (p.typ == "" || !force) {
+		self, how = selfType(bin), "its Type() when started as Vault starts it"
+	}
+	switch {
+	case p.typ == "":
+		p.typ = self
+	case self != "" && p.typ != self && !force:
+		return plugin{}, fmt.Errorf("-type %s contradicts what %s reports for itself, %s (%s): Vault would register it, then fail to mount it; "+
+			"leave -type out to register it as %s, or give -force to register it as %s anyway", p.typ, bin, self, how, self, p.typ)
 	}
 	switch p.typ {
 	case "secret", "auth", "database":
 	case "":
-		return plugin{}, fmt.Errorf("%s does not say its type (-describe): give -type secret, auth or database", bin)
+		return plugin{}, fmt.Errorf("%s does not say its type (-describe, or a start as Vault's): give -type secret, auth or database", bin)
 	default:
 		return plugin{}, fmt.Errorf("type %q: want secret, auth or database", p.typ)
 	}
@@ -134,6 +149,40 @@ func describe(bin, name, typ, version string) (plugin, error) {
 		p.version = ""
 	}
 	return p, nil
+}
+
+// selfType is the type bin reports when started as Vault starts a plugin
+// whose type its catalog does not know yet (plugincatalog's
+// getPluginTypeFromUnknown), in metadata mode, which every SDK version
+// serves without TLS: "secret" or "auth" from a mount's Type, "database"
+// when it answers the database cookie; "" when it answers neither within
+// probeTimeout.
+func selfType(bin string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return ""
+	}
+	if p, err := servetest.New(ctx, abs, servetest.WithMetadataMode()); err == nil {
+		defer p.Close()
+		m, err := p.NewMount(ctx, nil)
+		if err != nil {
+			return ""
+		}
+		switch m.Type() {
+		case logical.TypeLogical:
+			return "secret"
+		case logical.TypeCredential:
+			return "auth"
+		}
+		return ""
+	}
+	if d, err := servetest.NewDatabase(ctx, abs, servetest.WithMetadataMode()); err == nil {
+		_ = d.Close()
+		return "database"
+	}
+	return ""
 }
 
 // probe runs bin with one flag and returns its stdout.

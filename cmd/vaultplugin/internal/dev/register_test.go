@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -81,5 +82,41 @@ func TestRegisterUsage(t *testing.T) {
 		if !errors.As(err, &usage) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("register %q: %v, want a usage error holding %q", c.args, err, c.want)
 		}
+	}
+}
+
+// A -type that contradicts the type the binary reports for itself is
+// refused, naming both, before anything reaches Vault; -force registers it
+// as given.
+func TestRegisterRefusesAContradictingType(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.Path)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", "tok")
+	// An auth method as -describe shows one.
+	bin := filepath.Join(t.TempDir(), "my-auth")
+	script := "#!/bin/sh\n[ \"$1\" = -describe ] && echo '{\"schema\":1,\"type\":\"auth\",\"version\":\"v1.0.0\"}' && exit 0\nexit 1\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := register("-type", "secret", bin)
+	var usage *cli.UsageError
+	const want = "-type secret contradicts what %s reports for itself, auth (-describe): Vault would register it, then fail to mount it; " +
+		"leave -type out to register it as auth, or give -force to register it as secret anyway"
+	if !errors.As(err, &usage) || err.Error() != fmt.Sprintf(want, bin) {
+		t.Errorf("register -type secret: %v; want a usage error %q", err, fmt.Sprintf(want, bin))
+	}
+	if len(got) > 0 {
+		t.Errorf("a refused registration sent %v", got)
+	}
+
+	out, err := register("-type", "secret", "-force", bin)
+	if err != nil || !strings.HasPrefix(out, "registered secret plugin my-auth v1.0.0") || strings.Join(got, " ") != "PUT /v1/sys/plugins/catalog/secret/my-auth" {
+		t.Errorf("register -type secret -force: %v, stdout %q, requests %v", err, out, got)
 	}
 }

@@ -124,6 +124,20 @@ func firstLine(raw []byte, contentType string) string {
 	return ""
 }
 
+// version says which version the Vault reports (sys/seal-status, which
+// answers without a token), for a person: "Vault 1.21.0", or why it is
+// unknown.
+func (v *vault) version(ctx context.Context) string {
+	out, err := v.call(ctx, "GET", "sys/seal-status", nil)
+	if err != nil {
+		return "version unknown (" + err.Error() + ")"
+	}
+	if ver, ok := out["version"].(string); ok && ver != "" {
+		return "Vault " + ver
+	}
+	return "version unknown (sys/seal-status names none)"
+}
+
 func (v *vault) register(ctx context.Context, p plugin) error {
 	body := map[string]any{"sha256": p.sha256, "command": p.command}
 	if p.version != "" {
@@ -145,7 +159,10 @@ func (v *vault) reload(ctx context.Context, name, scope string) error {
 	return err
 }
 
-// mount enables the plugin at path: a secrets engine or an auth method.
+// mount enables the plugin at path: a secrets engine or an auth method
+// as itself, a database plugin through the database secrets engine
+// enabled at path (one already there is used as it is), with a
+// connection of the plugin's name (connect).
 func (v *vault) mount(ctx context.Context, p plugin, path string) error {
 	body := map[string]any{"type": p.name}
 	if p.version != "" {
@@ -158,8 +175,51 @@ func (v *vault) mount(ctx context.Context, p plugin, path string) error {
 	case "auth":
 		_, err := v.call(ctx, "POST", "sys/auth/"+path, body)
 		return err
+	case "database":
+		mounts, err := v.call(ctx, "GET", "sys/mounts", nil)
+		if err != nil {
+			return err
+		}
+		// The list is under "data" (and at the top level, for older
+		// clients); either holds "PATH/": {"type": …}.
+		if data, ok := mounts["data"].(map[string]any); ok {
+			mounts = data
+		}
+		if m, ok := mounts[path+"/"].(map[string]any); ok {
+			if m["type"] != "database" {
+				return fmt.Errorf("%s/ is a %v secrets engine, not the database engine: give -path another MOUNT", path, m["type"])
+			}
+			return nil
+		}
+		_, err = v.call(ctx, "POST", "sys/mounts/"+path, map[string]any{"type": "database"})
+		return err
 	}
-	return fmt.Errorf("a %s plugin is not mounted: configure it through the database secrets engine", p.typ)
+	return fmt.Errorf("plugin type %q: want secret, auth or database", p.typ)
+}
+
+// connect configures the connection named after the database plugin p in
+// the database engine at path, as `vault write PATH/config/NAME
+// plugin_name=NAME allowed_roles=*` does: Vault starts the plugin and
+// initializes it with that configuration, and any role may use it.
+func (v *vault) connect(ctx context.Context, p plugin, path string) error {
+	body := map[string]any{"plugin_name": p.name, "allowed_roles": "*"}
+	if p.version != "" {
+		body["plugin_version"] = p.version
+	}
+	_, err := v.call(ctx, "PUT", path+"/config/"+p.name, body)
+	return err
+}
+
+// reset closes the connection named after the database plugin p in the
+// engine at path and opens it again, from the catalog's entry for p as
+// it is now: how a new build of a database plugin is put to work. Vault
+// 1.21's sys/plugins/reload/backend reaches a database plugin only by
+// passing the request on to the engine's reload/NAME, and OpenBao 2.6.2
+// refuses it ("only plugins of type auth and secret can be reloaded");
+// the engine's reset/NAME works on both.
+func (v *vault) reset(ctx context.Context, p plugin, path string) error {
+	_, err := v.call(ctx, "PUT", path+"/reset/"+p.name, nil)
+	return err
 }
 
 // tuneVersion sets the version of the plugin p mounted at path to p's.

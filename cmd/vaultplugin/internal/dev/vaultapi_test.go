@@ -74,3 +74,47 @@ func cutShort(code int) http.HandlerFunc {
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// A database plugin is mounted through the database engine: enabled at
+// the path unless it is there already, refused when another engine is,
+// and its connection configured with the plugin's name and version.
+func TestMountDatabase(t *testing.T) {
+	p := plugin{name: "mydb", typ: "database", version: "v0.1.0"}
+	for _, c := range []struct {
+		name    string
+		mounts  string // sys/mounts' data
+		want    []string
+		wantErr string
+	}{
+		{"no engine yet", `{"secret/":{"type":"kv"}}`, []string{"GET sys/mounts", `POST sys/mounts/db {"type":"database"}`, `PUT db/config/mydb {"allowed_roles":"*","plugin_name":"mydb","plugin_version":"v0.1.0"}`}, ""},
+		{"the engine is there", `{"db/":{"type":"database"}}`, []string{"GET sys/mounts", `PUT db/config/mydb {"allowed_roles":"*","plugin_name":"mydb","plugin_version":"v0.1.0"}`}, ""},
+		{"another engine is there", `{"db/":{"type":"kv"}}`, []string{"GET sys/mounts"}, "db/ is a kv secrets engine, not the database engine: give -path another MOUNT"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got = append(got, strings.TrimSpace(r.Method+" "+strings.TrimPrefix(r.URL.Path, "/v1/")+" "+string(body)))
+				w.Header().Set("Content-Type", "application/json")
+				if r.URL.Path == "/v1/sys/mounts" && r.Method == "GET" {
+					_, _ = io.WriteString(w, `{"data":`+c.mounts+`}`)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			defer srv.Close()
+			v := &vault{addr: srv.URL, token: "tok", client: srv.Client()}
+			ctx := context.Background()
+			err := v.mount(ctx, p, "db")
+			if err == nil {
+				err = v.connect(ctx, p, "db")
+			}
+			if (err == nil) != (c.wantErr == "") || err != nil && err.Error() != c.wantErr {
+				t.Errorf("error %v, want %q", err, c.wantErr)
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
+	}
+}

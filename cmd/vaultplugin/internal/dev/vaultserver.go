@@ -48,9 +48,10 @@ func (s *session) startVault(ctx context.Context, bin string) error {
 	if err != nil {
 		return fmt.Errorf("creating the dev server's log: %w", err)
 	}
+	fmt.Fprintf(s.out, "vault dev server %s (%s) on http://%s (log: %s)\n", bin, binVersion(ctx, bin), addr, logFile.Name())
 	s.server = exec.Command(bin, "server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+addr, "-dev-plugin-dir="+s.pluginDir)
 	s.server.Dir = s.work
-	s.server.Env = append(os.Environ(), "HOME="+s.work)
+	s.server.Env = append(serverEnv(os.Environ()), "HOME="+s.work)
 	s.server.Stdout, s.server.Stderr = logFile, logFile
 	// Its own process group, so the terminal's Ctrl-C reaches only us and
 	// we stop the server in order.
@@ -65,7 +66,6 @@ func (s *session) startVault(ctx context.Context, bin string) error {
 	deadline := time.Now().Add(vaultStartTimeout)
 	for {
 		if _, err := s.vault.call(ctx, "GET", "sys/health", nil); err == nil {
-			fmt.Fprintf(s.out, "vault dev server %s on %s (log: %s)\n", bin, s.vault.addr, logFile.Name())
 			return nil
 		}
 		select {
@@ -79,6 +79,39 @@ func (s *session) startVault(ctx context.Context, bin string) error {
 			return fmt.Errorf("the Vault dev server did not answer within %s; its log:\n%s", vaultStartTimeout, tailFile(logFile.Name(), 20))
 		}
 	}
+}
+
+// serverEnv is env without the variables that point a Vault, or its CLI,
+// at an address or a token: a shell may hold stale ones from another
+// Vault. The dev server gets none of them, so that it, its plugins and the
+// wrapping tokens it hands them (whose addr claim is its api_addr) name
+// its own address.
+func serverEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "VAULT_ADDR", "VAULT_TOKEN", "VAULT_API_ADDR", "VAULT_CLUSTER_ADDR", "VAULT_REDIRECT_ADDR":
+		default:
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// binVersion is the first line of `bin version`: "Vault v1.21.0 (…)",
+// or why it is unknown.
+func binVersion(ctx context.Context, bin string) string {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	switch {
+	case err != nil:
+		return fmt.Sprintf("version unknown: %s version: %v", bin, err)
+	case line == "":
+		return "version unknown: " + bin + " version printed nothing"
+	}
+	return line
 }
 
 // cleanup stops what the session started: the dev server (which stops its
