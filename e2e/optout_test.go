@@ -63,6 +63,31 @@ func TestMultiplexingOptOut(t *testing.T) {
 			})
 		}
 
+		// Our library's side under the opt-out: each of the processes
+		// notices its host died and exits, as a multiplexed one does
+		// (TestHostKilled).
+		t.Run("host SIGKILLed: no plugin left", func(t *testing.T) {
+			if len(facts) == 0 || !strings.HasSuffix(facts[0], "honoured") {
+				t.Skipf("%s did not run or was not honoured", optOutVault)
+			}
+			t.Setenv(optOutVault, example)
+			v := startVault(t, h, example)
+			useTwoMounts(t, v, "k")
+			pids := waitPIDs(t, v.pluginDir, example, 2)
+			if err := v.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-v.done
+			start := time.Now()
+			eventually(t, 10*time.Second, func() error {
+				if left := pluginPIDs(v.pluginDir); len(left) != 0 {
+					return fmt.Errorf("plugin processes %v of %v still run after %s was SIGKILLed", left, pids, h.name())
+				}
+				return nil
+			})
+			t.Logf("the %d processes %v of the opted-out plugin exited %s after %s was SIGKILLed", len(pids), pids, time.Since(start).Round(time.Millisecond), h.name())
+		})
+
 		t.Logf("%s: %s", h.name(), strings.Join(facts, "; "))
 		summary.note(fmt.Sprintf("%s on %s: %s", optOutGroup, h.name(), strings.Join(facts, "; ")))
 		short := "honoured"

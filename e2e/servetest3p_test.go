@@ -31,9 +31,10 @@ const (
 type goTestRun struct {
 	passed, skipped, failed []string // leaf tests (no subtests of their own)
 	skips                   map[string]string
-	output                  string // the non-JSON output: build errors, TestMain's
-	err                     error  // go test's own exit
-	took                    time.Duration
+	output                  string        // the non-JSON output: build errors, TestMain's
+	err                     error         // go test's own exit
+	took                    time.Duration // go test's, the build included
+	elapsed                 time.Duration // the test binary's, as go test reports it
 }
 
 // counts is "passed/skipped/failed", of leaf tests.
@@ -85,6 +86,7 @@ func runGoTest(t *testing.T, pkg string, env ...string) *goTestRun {
 	for sc.Scan() {
 		var ev struct {
 			Action, Test, Output string
+			Elapsed              float64
 		}
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			other = append(other, sc.Text())
@@ -93,6 +95,8 @@ func runGoTest(t *testing.T, pkg string, env ...string) *goTestRun {
 		switch {
 		case ev.Test == "" && ev.Action == "output":
 			other = append(other, strings.TrimRight(ev.Output, "\n"))
+		case ev.Test == "" && (ev.Action == "pass" || ev.Action == "fail"):
+			r.elapsed = time.Duration(ev.Elapsed * float64(time.Second))
 		case ev.Test == "":
 		case ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip":
 			final[ev.Test] = ev.Action
@@ -170,14 +174,15 @@ func TestThirdPartyServetest(t *testing.T) {
 	var emu *goTestRun
 	t.Run("emulation", func(t *testing.T) {
 		emu = runGoTest(t, jwtPkg)
-		t.Logf("go test %s in the emulation: %s, %s passed/skipped/failed in %s", jwtPkg, emu.result(), emu.counts(), emu.took.Round(100*time.Millisecond))
-		summary.note(fmt.Sprintf("%s, emulation (run once, shown as emu in each host's cell): %s %s passed/skipped/failed in %s",
-			jwtGroup, emu.result(), emu.counts(), emu.took.Round(100*time.Millisecond)))
+		t.Logf("go test %s in the emulation: %s, %s passed/skipped/failed; tests %s (go test %s)",
+			jwtPkg, emu.result(), emu.counts(), emu.elapsed.Round(100*time.Millisecond), emu.took.Round(100*time.Millisecond))
+		summary.note(fmt.Sprintf("%s: run once in the emulation (e in each host's cell; h: on that host; counts passed/skipped/failed): %s e%s, tests %s",
+			jwtGroup, emu.result(), emu.counts(), emu.elapsed.Round(100*time.Millisecond)))
 		checkRun(t, "the emulation", emu)
 	})
 
 	eachHost(t, jwtGroup, nil, func(t *testing.T, h *host) {
-		detail := "emu " + emu.counts() + " host "
+		detail := "e" + emu.counts() + " h"
 		defer func() { summary.detail(jwtGroup, h, detail) }()
 		if emu.result() != "pass" {
 			detail += "-"
@@ -189,8 +194,10 @@ func TestThirdPartyServetest(t *testing.T) {
 		}
 		r := runGoTest(t, jwtPkg, hostEnv+"="+h.bin)
 		detail += r.counts()
-		t.Logf("go test %s with %s=%s: %s, %s passed/skipped/failed in %s (the emulation: %s)",
-			jwtPkg, hostEnv, h.bin, r.result(), r.counts(), r.took.Round(100*time.Millisecond), emu.took.Round(100*time.Millisecond))
+		t.Logf("go test %s with %s=%s: %s, %s passed/skipped/failed; tests %s (go test %s), in the emulation %s",
+			jwtPkg, hostEnv, h.bin, r.result(), r.counts(), r.elapsed.Round(100*time.Millisecond), r.took.Round(100*time.Millisecond), emu.elapsed.Round(100*time.Millisecond))
+		summary.note(fmt.Sprintf("%s on %s: %s h%s, tests %s (emulation %s)", jwtGroup, h.name(), r.result(), r.counts(),
+			r.elapsed.Round(100*time.Millisecond), emu.elapsed.Round(100*time.Millisecond)))
 		checkRun(t, h.name(), r)
 	})
 }

@@ -496,22 +496,23 @@ func (tb *table) print(w io.Writer) {
 		}
 		return c
 	}
-	col := 14
-	for _, r := range tb.rows {
-		for _, h := range hosts {
-			col = max(col, len(cell(r, h)))
+	cols := map[string]int{} // host key → its column's width
+	for _, h := range hosts {
+		cols[h.key] = max(14, len(h.name()))
+		for _, r := range tb.rows {
+			cols[h.key] = max(cols[h.key], len(cell(r, h)))
 		}
 	}
 	fmt.Fprintf(w, "\nproven against real hosts (%s/%s):\n", runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(w, "  %-*s", width, "test group")
 	for _, h := range hosts {
-		fmt.Fprintf(w, " %-*s", col, h.name())
+		fmt.Fprintf(w, " %-*s", cols[h.key], h.name())
 	}
 	fmt.Fprintln(w)
 	for _, r := range tb.rows {
 		fmt.Fprintf(w, "  %-*s", width, r)
 		for _, h := range hosts {
-			fmt.Fprintf(w, " %-*s", col, cell(r, h))
+			fmt.Fprintf(w, " %-*s", cols[h.key], cell(r, h))
 		}
 		fmt.Fprintln(w)
 	}
