@@ -190,6 +190,7 @@ func TestThirdPartyServetest(t *testing.T) {
 		}
 		if why := hostModeMissing(); why != "" {
 			detail += "-"
+			summary.note(fmt.Sprintf("%s on %s: skip: %s", jwtGroup, h.name(), why))
 			t.Skip(why)
 		}
 		r := runGoTest(t, jwtPkg, hostEnv+"="+h.bin)
