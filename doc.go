@@ -74,7 +74,10 @@
 // 1024; later ones are counted together under operation and mount "_other".
 // The bound address is logged at INFO.
 // Vault starts one process per mount for a plugin it does not multiplex,
-// and those cannot share a fixed port: use port 0 then.
+// or one an operator names in the host's VAULT_PLUGIN_MULTIPLEXING_OPT_OUT
+// (a comma-separated list of catalog names, read by Vault and, as
+// BAO_PLUGIN_MULTIPLEXING_OPT_OUT or that name, by OpenBao), and those
+// cannot share a fixed port: use port 0 then.
 //
 // VAULTPLUGIN_HTTP_ADDR also takes a unix socket, unix:/PATH (or just
 // /PATH), which only the plugin's user (and root) can use: it is created

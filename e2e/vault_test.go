@@ -387,6 +387,23 @@ type table struct {
 	cells map[string]map[string]string // group → host key → "pass 1.2s"
 	notes []string                     // why a cell is skip or n/a
 	facts map[string]string            // host key → what the probe saw
+	// details are words a group adds after a cell's result and time
+	// (group → host key → text), for what one word cannot say: a test
+	// package's counts, whether the host honoured a variable.
+	details map[string]map[string]string
+}
+
+// detail sets the words printed after group's cell for host h.
+func (tb *table) detail(group string, h *host, s string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.details == nil {
+		tb.details = map[string]map[string]string{}
+	}
+	if tb.details[group] == nil {
+		tb.details[group] = map[string]string{}
+	}
+	tb.details[group][h.key] = s
 }
 
 // note adds a line printed under the table.
@@ -469,21 +486,33 @@ func (tb *table) print(w io.Writer) {
 	for _, r := range tb.rows {
 		width = max(width, len(r))
 	}
-	const col = 14
+	cell := func(r string, h *host) string {
+		c := tb.cells[r][h.key]
+		if c == "" {
+			return "-"
+		}
+		if d := tb.details[r][h.key]; d != "" {
+			c += " " + d
+		}
+		return c
+	}
+	cols := map[string]int{} // host key → its column's width
+	for _, h := range hosts {
+		cols[h.key] = max(14, len(h.name()))
+		for _, r := range tb.rows {
+			cols[h.key] = max(cols[h.key], len(cell(r, h)))
+		}
+	}
 	fmt.Fprintf(w, "\nproven against real hosts (%s/%s):\n", runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(w, "  %-*s", width, "test group")
 	for _, h := range hosts {
-		fmt.Fprintf(w, " %-*s", col, h.name())
+		fmt.Fprintf(w, " %-*s", cols[h.key], h.name())
 	}
 	fmt.Fprintln(w)
 	for _, r := range tb.rows {
 		fmt.Fprintf(w, "  %-*s", width, r)
 		for _, h := range hosts {
-			c := tb.cells[r][h.key]
-			if c == "" {
-				c = "-"
-			}
-			fmt.Fprintf(w, " %-*s", col, c)
+			fmt.Fprintf(w, " %-*s", cols[h.key], cell(r, h))
 		}
 		fmt.Fprintln(w)
 	}
