@@ -37,7 +37,10 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 
 // config is the host that New and NewDatabase play.
 type config struct {
-	database     bool // set before the options run, so they can refuse a kind
+	database     bool   // set before the options run, so they can refuse a kind
+	host         string // WithHost's binary; see hostBin
+	hostSet      bool   // WithHost was given, so HostEnv is not read
+	versionSet   bool   // WithVaultVersion was given
 	legacyTLS    bool
 	metadataMode bool
 	noHostMux    bool
@@ -140,7 +143,7 @@ func WithVaultVersion(v string) Option {
 		if v == "" {
 			return errors.New("WithVaultVersion: empty version")
 		}
-		c.vaultVersion = v
+		c.vaultVersion, c.versionSet = v, true
 		return nil
 	})
 }

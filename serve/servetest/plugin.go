@@ -65,6 +65,7 @@ type Mount struct {
 	maxTTL         time.Duration // the mount's max_lease_ttl
 
 	cleanup func(context.Context) error // the backend's Cleanup, once
+	host    *hostMount                  // on a real host; nil in the emulation
 }
 
 // Cleanup cleans the mount up as unmounting it from Vault does: the
@@ -84,6 +85,9 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 	c, err := newConfig(false, opts)
 	if err != nil {
 		return nil, err
+	}
+	if c.hostBin() != "" {
+		return newOnHost(ctx, bin, c)
 	}
 	proc, err := launch(ctx, bin, c)
 	if err != nil {
@@ -123,6 +127,7 @@ func Start(t testing.TB, bin string, opts ...Option) *Plugin {
 	t.Helper()
 	p, err := New(context.Background(), bin, opts...)
 	if err != nil {
+		skipIfEmulationOnly(t, err)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
@@ -135,6 +140,9 @@ func Start(t testing.TB, bin string, opts ...Option) *Plugin {
 // second NewMount returns an error wrapping ErrNotMultiplexed. Close
 // cleans the mount up.
 func (p *Plugin) NewMount(ctx context.Context, config map[string]string) (*Mount, error) {
+	if p.host != nil {
+		return p.newMountOnHost(ctx, config)
+	}
 	unreserve, err := p.reserve("mount", "Plugin")
 	if err != nil {
 		return nil, err
