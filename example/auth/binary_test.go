@@ -12,6 +12,7 @@ import (
 
 // TestBinary logs in through the plugin binary, started as Vault starts it.
 func TestBinary(t *testing.T) {
+	servetest.SkipOnRealHost(t, "the raw HandleRequest")
 	bin := servetest.Build(t, "./cmd/vault-plugin-auth-example")
 	p := servetest.Start(t, bin)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 // TestBinary drives the plugin binary an operator ships, started as Vault
 // starts it: two mounts served by one process, isolated from each other.
 func TestBinary(t *testing.T) {
+	servetest.SkipOnRealHost(t, "Mount.Storage and the raw HandleRequest")
 	bin := servetest.Build(t, "./cmd/vault-plugin-secrets-example")
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
