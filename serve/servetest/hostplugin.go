@@ -80,13 +80,15 @@ func (s *hostServer) probe(ctx context.Context, bin, sum string, database bool, 
 		pr.version = conn.PluginVersion().Version
 	} else {
 		// Metadata mode, as Vault starts a binary to learn its type and
-		// version: Setup answers, nothing is initialized.
+		// version: Setup answers, nothing is initialized. The mount is
+		// made untracked, so Close does not clean it up: a plugin's
+		// Cleanup may leave traces (files, counters) a test checks.
 		p, err := New(ctx, bin, append(opts, WithMetadataMode())...)
 		if err != nil {
 			return probed{}, err
 		}
 		defer p.Close()
-		m, err := p.NewMount(ctx, nil)
+		m, err := p.newMount(ctx, nil)
 		if err != nil {
 			return probed{}, err
 		}

@@ -203,8 +203,10 @@ func (m *Mount) revokeOnHost(ctx context.Context, leaseID string) error {
 // sys/leases/revoke-prefix/PREFIX, with sync, the prefix cleaned as the
 // emulation cleans it.
 func (m *Mount) revokePrefixOnHost(ctx context.Context, prefix string) error {
-	prefix = strings.TrimPrefix(pathpkg.Clean("/"+prefix), "/")
-	_, err := m.host.sys(ctx, "sys/leases/revoke-prefix/"+prefix, map[string]any{"sync": true})
+	// As the API client cleans a path: an empty prefix asks for
+	// sys/leases/revoke-prefix itself.
+	path := pathpkg.Join("sys/leases/revoke-prefix", pathpkg.Clean("/"+prefix))
+	_, err := m.host.sys(ctx, path, map[string]any{"sync": true})
 	return err
 }
 

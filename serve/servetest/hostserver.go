@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,10 +33,10 @@ const hostStartTimeout = 60 * time.Second
 const hostRequestTimeout = 2 * time.Minute
 
 // hostStartAttempts is how often a dev server's start is tried on fresh
-// ports when the one chosen was taken meanwhile: a free port is found by
+// ports when one chosen was taken meanwhile: a free port is found by
 // listening on it and closing it, and another process (another package's
-// test binary, which go test runs in parallel) may take it before the
-// server binds it.
+// test binary, which go test runs in parallel) may take it, or the one
+// after it, before the server binds them.
 const hostStartAttempts = 3
 
 // hostServers holds the one dev server per host binary of this test
@@ -64,6 +65,8 @@ type hostServer struct {
 	exited    <-chan struct{}
 	log       *hostLog
 
+	startTook time.Duration // what the start took, for the tests' numbers
+
 	mu     sync.Mutex
 	probes map[string]probed // what each binary said of itself, by probeKey
 }
@@ -84,7 +87,11 @@ func sharedHost(bin string) (*hostServer, error) {
 		hostServers.m[abs] = s
 	}
 	hostServers.mu.Unlock()
-	s.once.Do(func() { s.err = s.start() })
+	s.once.Do(func() {
+		start := time.Now()
+		s.err = s.start()
+		s.startTook = time.Since(start)
+	})
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -226,16 +233,28 @@ func stopHostProcess(p *os.Process, exited <-chan struct{}) {
 	}
 }
 
-// freeLoopbackAddr is 127.0.0.1 and a port that was free a moment ago.
-// A dev server with in-memory storage runs no cluster listener (clustering
-// needs HA storage), so it binds this port only.
+// freeLoopbackAddr is 127.0.0.1 and a port P that was free a moment
+// ago, with P+1 free too: a dev server also binds its cluster listener
+// on the API port plus one (Vault's and OpenBao's InitListeners, which
+// synthesize the cluster address so; a bind failure there fails the
+// start), and two test binaries must not collide on either. Another
+// process may still take one before the server binds it; start then
+// tries fresh ports.
 func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("servetest: finding a free port for the dev server: %w", err)
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("servetest: finding a free port for the dev server: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		cl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err == nil {
+			cl.Close()
+			return l.Addr().String(), nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("servetest: found no two free neighbouring ports on 127.0.0.1 for the dev server and its cluster listener")
 }
 
 // hostServerEnv is env without what points a Vault, an OpenBao or their
@@ -284,7 +303,7 @@ func hostVersion(bin string) (Host, error) {
 	if len(f) < 2 || !strings.HasPrefix(f[1], "v") || (f[0] != "Vault" && f[0] != "OpenBao") {
 		return Host{}, fmt.Errorf("servetest: the real host %s (%s) is neither Vault nor OpenBao: `%s version` says %q", bin, HostEnv, bin, line)
 	}
-	return Host{Name: f[0], Version: strings.TrimPrefix(f[1], "v"), Real: true}, nil
+	return Host{Name: f[0], Version: strings.TrimSuffix(strings.TrimPrefix(f[1], "v"), ","), Real: true}, nil
 }
 
 // hostAPI is a real host's HTTP API, as its root token reaches it.

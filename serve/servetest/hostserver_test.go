@@ -37,6 +37,7 @@ func TestHostChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s %s started in %s; the plugin's registration and first mount took %s", s.info.Name, s.info.Version, s.startTook, p.HandshakeTime())
 	fmt.Printf("PIDS %d %d\n", s.pid, p.PID())
 	if mode == "block" {
 		select {}

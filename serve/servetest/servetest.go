@@ -390,9 +390,11 @@ func (p *Process) Host() Host { return p.info }
 // Kill ends the plugin process at once, as a crash would, so a test can
 // see what the host sees then: SIGKILL on Unix, TerminateProcess on
 // Windows. Close is still needed. On a real host it kills every process
-// running the plugin's file (found in /proc, so on Linux only), and the
-// host starts the plugin again on the next request that needs it, as
-// Vault restarts a plugin that crashed.
+// running the plugin's file (found in /proc, so on Linux only): the
+// request that next reaches the mount fails (Vault 1.21.0 answers 500,
+// "rpc error: code = Unavailable"), and the host starts the plugin again,
+// as it restarts a plugin that crashed, for the requests after (those
+// that come while it starts may fail the same way).
 func (p *Process) Kill() error {
 	if p.host != nil {
 		return p.host.kill()

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -136,15 +137,24 @@ func TestKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := m.Read(context.Background(), "info")
-	switch {
-	case p.Host().Real && err != nil:
-		// Vault and OpenBao start a plugin that crashed again when a
-		// request needs it.
-		t.Fatalf("the request after the kill: %v, want it served by a new process", err)
-	case p.Host().Real && (p.PID() == pid || p.PID() == 0):
-		t.Errorf("PID %d after the kill, want a new process's (the killed one was %d)", p.PID(), pid)
-	case !p.Host().Real && err == nil:
+	if err == nil {
 		t.Fatal("a request to a killed plugin succeeded")
+	}
+	if p.Host().Real {
+		// The request that met the dead process failed (500); Vault
+		// and OpenBao start the plugin again in the background, and a
+		// later request is served by the new process.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err = m.Read(context.Background(), "info"); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("the requests after the kill: %v, want one served by a new process", err)
+		}
+		if p.PID() == pid || p.PID() == 0 {
+			t.Errorf("PID %d after the kill, want a new process's (the killed one was %d)", p.PID(), pid)
+		}
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -296,6 +306,9 @@ func TestWithArgsAppends(t *testing.T) {
 // A mount is cleaned up once, as Vault unmounts it once: by the test
 // (Mount.Cleanup), or else by Close or the test's end.
 func TestMountCleanupOnce(t *testing.T) {
+	// Measured on Vault 1.21.0: 4 Cleanups for 2 mounts, as a real host
+	// also sets up (and cleans up) backend instances of its own.
+	servetest.SkipOnRealHost(t, "one Cleanup per mount")
 	bin := servetest.Build(t, plugin)
 	marker := filepath.Join(t.TempDir(), "cleanup")
 	p, err := servetest.New(context.Background(), bin, servetest.WithEnv("TESTPLUGIN_CLEANUP_FILE="+marker))
