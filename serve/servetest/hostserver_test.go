@@ -84,6 +84,7 @@ func TestHostEndsWithTestBinary(t *testing.T) {
 				_ = cmd.Wait()
 				t.Fatalf("the child printed no process ids:\n%s", strings.Join(lines, "\n"))
 			}
+			t.Logf("the child said:\n%s", strings.Join(lines, "\n"))
 			if !live(server) || !live(plugin) {
 				t.Fatalf("server %d (live %v) and plugin %d (live %v) should run while the child does", server, live(server), plugin, live(plugin))
 			}
