@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -204,4 +205,60 @@ func TestHostMissing(t *testing.T) {
 	if h := p.Host(); h.Real || h.Name != "servetest" || h.Version != DefaultVaultVersion || h.Addr != "" {
 		t.Errorf("Host() = %+v in the emulation", h)
 	}
+}
+
+// On a real host, Logs and WithStderr get the host's records that name
+// the plugin, its own among them, and Close leaves no process running its
+// copy.
+func TestHostLogs(t *testing.T) {
+	if os.Getenv(HostEnv) == "" {
+		t.Skipf("needs a real host: set %s", HostEnv)
+	}
+	var out lockedWriter
+	p := Start(t, Build(t, "../internal/testplugin"), WithStderr(&out))
+	m := p.Mount(t, nil)
+	if _, err := m.Read(context.Background(), "info"); err != nil {
+		t.Fatal(err)
+	}
+	file := p.host.file
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var named int
+	for _, r := range p.Logs() {
+		if mod, _ := r.Fields["@module"].(string); strings.Contains(mod, p.host.name) && r.Level != "" && r.Message != "" {
+			named++
+		}
+	}
+	if named == 0 {
+		t.Errorf("no record under the plugin's name in %d records", len(p.Logs()))
+	}
+	if !strings.Contains(out.String(), p.host.name) {
+		t.Errorf("WithStderr got %q", out.String())
+	}
+	if pids := procfs.Running(file); len(pids) != 0 {
+		t.Errorf("processes %v still run %s after Close", pids, file)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the binary's copy is still there: %v", err)
+	}
+}
+
+// lockedWriter is a strings.Builder the log's goroutine may write while
+// the test reads it.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

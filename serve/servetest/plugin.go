@@ -37,17 +37,21 @@ type Mount struct {
 	// Backend is the instance, reached through the gRPC boundary.
 	logical.Backend
 	// Storage is the mount's storage, which the plugin reads and writes
-	// through the broker as it would Vault's; a test may inspect it.
+	// through the broker as it would Vault's; a test may inspect it. It
+	// is nil on a real host, whose storage is its own.
 	Storage *logical.InmemStorage
-	// ID is the multiplexing id the host sends with every call.
+	// ID is the multiplexing id the host sends with every call; "" on a
+	// real host, which does not show it.
 	ID string
 	// MountPoint is the mount's path, which requests carry: "NAME/" for
 	// a secrets engine, "auth/NAME/" for an auth method, where NAME is the
 	// plugin's name (WithPluginName), with "-2", "-3"… for the Plugin's
-	// later mounts.
+	// later mounts. On a real host, whose mounts parallel tests share,
+	// NAME is followed by "-" and six random characters: "NAME-a1b2c3/".
 	MountPoint string
 	// MountType is the mount's type as Vault records it, which requests
-	// carry: the plugin's name.
+	// carry: the plugin's name (on a real host, its catalog entry's name,
+	// as the host reports it).
 	MountType string
 	// MountAccessor is the mount's accessor, which requests carry:
 	// "NAME_" or "auth_NAME_" and eight hex digits, as Vault makes them.
