@@ -740,7 +740,8 @@ func (m *Mount) expirationRequest(ctx context.Context, req *logical.Request, con
 // time New ran and moves only when Advance moves it, so a lease never
 // expires while a test is not looking, and TTLs, caps and warnings are
 // the same on every run. It is the host's clock only: the plugin's own
-// time.Now does not move.
+// time.Now does not move. A real host's clock cannot be moved: there
+// Advance returns an error wrapping ErrEmulationOnly.
 func (p *Plugin) Advance(ctx context.Context, d time.Duration) error {
 	if p.host != nil {
 		return emulationOnly("Plugin.Advance", "a real host's clock cannot be moved; use a short TTL and wait")

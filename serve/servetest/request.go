@@ -96,6 +96,10 @@ func (m *Mount) Login(ctx context.Context, path string, data map[string]any) (*l
 // response with an error in it (logical.ErrorResponse) gives both the
 // response and a *ResponseError. HandleRequest, promoted from Backend,
 // stays the raw call without any of this.
+//
+// On a real host (HostEnv, WithHost) the host does all of the above: Do
+// sends req's Operation, Path and Data through its HTTP API and ignores
+// the other fields; see the package doc's "On a real host".
 func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if m.host != nil {
 		return m.doOnHost(ctx, req)
