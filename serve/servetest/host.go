@@ -98,10 +98,11 @@ func (c *config) hostBin() string {
 
 // emulationOnlyOptions says which of c's options only the emulation can
 // play, for a plugin about to start on the real host h, each with why;
-// nil when there are none. Options that map onto the host (WithEnv,
+// nil when there are none. With h nil (the host not started yet) the
+// version is not checked. Options that map onto the host (WithEnv,
 // WithArgs, WithPluginName, WithLeaseTTLs, WithStderr, WithHostLogger, and
 // WithVaultVersion naming the host's own version) are not among them.
-func (c *config) emulationOnlyOptions(h Host) error {
+func (c *config) emulationOnlyOptions(h *Host) error {
 	var why []string
 	if c.legacyTLS {
 		why = append(why, "WithLegacyTLS: a real host takes the wrap-token TLS path only for a plugin that offers protocol 4 at most, and this one is started with AutoMTLS")
@@ -115,7 +116,7 @@ func (c *config) emulationOnlyOptions(h Host) error {
 	if c.noHostMux {
 		why = append(why, "WithoutHostMultiplexing: a real host reads its multiplexing opt-out (VAULT_PLUGIN_MULTIPLEXING_OPT_OUT) once, at its start")
 	}
-	if c.versionSet && c.vaultVersion != h.Version {
+	if h != nil && c.versionSet && c.vaultVersion != h.Version {
 		why = append(why, fmt.Sprintf("WithVaultVersion(%q): the real host is %s %s", c.vaultVersion, h.Name, h.Version))
 	}
 	if len(why) == 0 {

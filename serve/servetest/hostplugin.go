@@ -125,11 +125,16 @@ func catalogVersion(v string) string {
 // (sha256, command, -args, -env, its version), ready for mounts. database
 // says whether it is a database plugin; a backend's type is probed.
 func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ *Process, err error) {
+	// Refused before the host starts, so a test that only skips does
+	// not start it.
+	if err := c.emulationOnlyOptions(nil); err != nil {
+		return nil, err
+	}
 	srv, err := sharedHost(c.hostBin())
 	if err != nil {
 		return nil, err
 	}
-	if err := c.emulationOnlyOptions(srv.info); err != nil {
+	if err := c.emulationOnlyOptions(&srv.info); err != nil {
 		return nil, err
 	}
 	sum, err := filehash.SHA256(bin)

@@ -123,7 +123,7 @@ func TestEmulationOnlyOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.emulationOnlyOptions(h)
+	err = c.emulationOnlyOptions(&h)
 	if !errors.Is(err, ErrEmulationOnly) || !strings.Contains(err.Error(), "WithLegacyTLS:") || !strings.Contains(err.Error(), "WithoutHostMultiplexing:") {
 		t.Errorf("err = %v", err)
 	}
@@ -131,11 +131,14 @@ func TestEmulationOnlyOptions(t *testing.T) {
 		t.Errorf("the host's own version was refused: %v", err)
 	}
 	c, _ = newConfig(false, []Option{WithVaultVersion("1.21.0"), WithEnv("A=B"), WithArgs("-x"), WithPluginName("n")})
-	if err := c.emulationOnlyOptions(h); err == nil || !strings.Contains(err.Error(), `WithVaultVersion("1.21.0"): the real host is OpenBao 2.6.2`) {
+	if err := c.emulationOnlyOptions(nil); err != nil {
+		t.Errorf("a version before the host is known: %v", err)
+	}
+	if err := c.emulationOnlyOptions(&h); err == nil || !strings.Contains(err.Error(), `WithVaultVersion("1.21.0"): the real host is OpenBao 2.6.2`) {
 		t.Errorf("another version on a real host: %v", err)
 	}
 	c, _ = newConfig(false, []Option{WithEnv("A=B"), WithArgs("-x"), WithPluginName("n"), WithLeaseTTLs(time.Hour, time.Hour)})
-	if err := c.emulationOnlyOptions(h); err != nil {
+	if err := c.emulationOnlyOptions(&h); err != nil {
 		t.Errorf("options that map onto a host: %v", err)
 	}
 }
