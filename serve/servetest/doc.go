@@ -224,10 +224,10 @@
 // the emulation and run only there: run `go test -run '^Test'` with the
 // variable.
 //
-// The cost is the host's: the dev server's start (about a second, once
-// per test binary and host) and, per Start, a registration, a mount and
-// the plugin's start by the host, a few tens of milliseconds more than
-// the emulation (see the README for measured numbers).
+// The cost is the host's: the dev server's start (half a second, once per
+// test binary and host) and, per test, about 0.1 s more than the
+// emulation, mostly the mount, where the host starts the plugin (see the
+// README for measured numbers).
 //
 // WithLegacyTLS plays the host of the wrap-token TLS path instead of
 // AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.
