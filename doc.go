@@ -51,6 +51,11 @@
 //	VAULTPLUGIN_DEBUG_WAIT  before serving, wait for a debugger: a duration (at most 50s) or true (30s)
 //	VAULTPLUGIN_HTTP_ADDR   serve profiles and metrics on this loopback HOST:PORT (port 0 picks a free one), or on a unix socket: unix:/PATH, or unix:NAME in a container
 //
+// One more variable is read by tests, not by plugins:
+// VAULTPLUGIN_TEST_HOST, the path of a vault or bao binary, runs servetest's
+// Start, New, StartDatabase and NewDatabase on that real host instead of
+// the emulation (servetest.HostEnv).
+//
 // VAULTPLUGIN_DEBUG_WAIT makes the plugin log its pid and the command to
 // paste (`dlv attach PID`) at INFO, then wait before its handshake, so that
 // breakpoints in the factory and in Setup are hit. The wait ends as soon as

@@ -22,6 +22,7 @@ import (
 // connections multiplexed on one plugin process: the file must end with
 // exactly 100 entries, each verifying with its own password.
 func TestBinaryConcurrentUsers(t *testing.T) {
+	servetest.SkipOnRealHost(t, "a Connection's raw dbplugin calls (NewUser, UpdateUser, DeleteUser, Type)")
 	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
 	p := servetest.StartDatabase(t, bin)
 	path := filepath.Join(t.TempDir(), "htpasswd")
@@ -101,6 +102,7 @@ func TestBinaryConcurrentUsers(t *testing.T) {
 // TestBinaryInitializeBadPath: a path the plugin cannot write is refused
 // at configuration time, and the connection stays unusable.
 func TestBinaryInitializeBadPath(t *testing.T) {
+	servetest.SkipOnRealHost(t, "a Connection's raw dbplugin calls (NewUser, UpdateUser, DeleteUser, Type)")
 	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
 	p := servetest.StartDatabase(t, bin)
 	db := p.Connect(t)
@@ -117,6 +119,7 @@ func TestBinaryInitializeBadPath(t *testing.T) {
 // catalog entries) writing one file concurrently lose nothing: the file
 // lock serializes them across processes.
 func TestBinaryTwoProcesses(t *testing.T) {
+	servetest.SkipOnRealHost(t, "a Connection's raw dbplugin calls (NewUser, UpdateUser, DeleteUser, Type)")
 	bin := servetest.Build(t, "./cmd/vault-plugin-database-htpasswd")
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	ctx := context.Background()

@@ -28,6 +28,9 @@ func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Database, er
 	if err != nil {
 		return nil, err
 	}
+	if c.hostBin() != "" {
+		return newDatabaseOnHost(ctx, bin, c)
+	}
 	proc, err := launch(ctx, bin, c)
 	if err != nil {
 		return nil, err
@@ -41,6 +44,7 @@ func StartDatabase(t testing.TB, bin string, opts ...Option) *Database {
 	t.Helper()
 	d, err := NewDatabase(context.Background(), bin, opts...)
 	if err != nil {
+		skipIfEmulationOnly(t, err)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
@@ -63,6 +67,9 @@ func (d *Database) NewConnection(ctx context.Context) (*Connection, error) {
 }
 
 func (d *Database) newConnection(ctx context.Context) (*Connection, error) {
+	if d.host != nil {
+		return d.newConnectionOnHost()
+	}
 	unreserve, err := d.reserve("connection", "Database")
 	if err != nil {
 		return nil, err
@@ -100,6 +107,7 @@ func (d *Database) Connect(t testing.TB) *Connection {
 type Connection struct {
 	dbplugin.Database
 	close func(context.Context) error
+	host  *hostConn // on a real host; nil in the emulation
 }
 
 // Close closes the connection once, whether the test, its cleanup or
@@ -110,6 +118,9 @@ func (c *Connection) Close() error { return c.close(context.Background()) }
 // PluginVersion is the plugin's version, as the SDK's client reports it
 // to Vault (dbplugin.DatabasePluginClient is a logical.PluginVersioner).
 func (c *Connection) PluginVersion() logical.PluginVersion {
+	if c.host != nil {
+		return c.host.pluginVersion()
+	}
 	if v, ok := c.Database.(logical.PluginVersioner); ok {
 		return v.PluginVersion()
 	}

@@ -50,6 +50,9 @@ const credentialExpiryBuffer = 5 * time.Second
 // "verify_connection": false, which the engine takes from the request),
 // and returns the configuration the plugin wants stored.
 func (c *Connection) Configure(ctx context.Context, config map[string]any) (map[string]any, error) {
+	if c.host != nil {
+		return c.host.configure(ctx, config)
+	}
 	verify := true
 	if v, ok := config["verify_connection"].(bool); ok {
 		verify = v
@@ -74,6 +77,9 @@ func (c *Connection) Configure(ctx context.Context, config map[string]any) (map[
 // of a root token, and an expiration of the role's TTL plus the engine's
 // five seconds.
 func (c *Connection) NewCredentials(ctx context.Context, role Role) (Credentials, error) {
+	if c.host != nil {
+		return c.host.newCredentials(ctx, role)
+	}
 	password, err := generatePassword()
 	if err != nil {
 		return Credentials{}, err
@@ -103,6 +109,9 @@ func (c *Connection) NewCredentials(ctx context.Context, role Role) (Credentials
 // RenewCredentials extends username's expiration to now plus ttl, as
 // renewing the lease does, with the role's renew statements.
 func (c *Connection) RenewCredentials(ctx context.Context, role Role, username string, ttl time.Duration) error {
+	if c.host != nil {
+		return c.host.renewCredentials(ctx, username, ttl)
+	}
 	_, err := c.UpdateUser(ctx, dbplugin.UpdateUserRequest{
 		Username: username,
 		Expiration: &dbplugin.ChangeExpiration{
@@ -120,6 +129,9 @@ func (c *Connection) RenewCredentials(ctx context.Context, role Role, username s
 // generator and returns it, as rotating a static role or the root
 // credentials does.
 func (c *Connection) RotatePassword(ctx context.Context, username string) (string, error) {
+	if c.host != nil {
+		return c.host.rotatePassword(ctx, username)
+	}
 	password, err := generatePassword()
 	if err != nil {
 		return "", err
@@ -138,6 +150,9 @@ func (c *Connection) RotatePassword(ctx context.Context, username string) (strin
 // Revoke deletes username with the role's revocation statements, as
 // revoking the lease does.
 func (c *Connection) Revoke(ctx context.Context, role Role, username string) error {
+	if c.host != nil {
+		return c.host.revoke(ctx, username)
+	}
 	_, err := c.DeleteUser(ctx, dbplugin.DeleteUserRequest{
 		Username:   username,
 		Statements: dbplugin.Statements{Commands: role.Revocation},

@@ -130,6 +130,105 @@
 // wraps ErrNotMultiplexed. Test for them with errors.As and errors.Is: the
 // messages are written for people and may change.
 //
+// # On a real host
+//
+// The same tests run against a real Vault or OpenBao when HostEnv
+// (VAULTPLUGIN_TEST_HOST) names its binary, or per test with WithHost:
+//
+//	VAULTPLUGIN_TEST_HOST=~/bin/vault go test ./...
+//	VAULTPLUGIN_TEST_HOST=/usr/local/bin/bao go test ./...
+//
+// Start, New, StartDatabase and NewDatabase then run the plugin inside a
+// dev server of that binary (`server -dev` on a free 127.0.0.1 port, a
+// random root token, its own HOME and plugin directory), which the test
+// binary starts on first use and shares between its tests; it never
+// outlives the test binary (on Linux the kernel sends it SIGTERM when the
+// test binary ends, however it ends, and it stops its plugins). A host
+// that is missing or does not start fails every Start with the host's own
+// output; servetest never falls back to the emulation. Each Start copies
+// the binary into the plugin directory and registers it under a catalog
+// name of its own (its sha256, WithArgs and WithEnv, the version it
+// reports), so parallel tests stay independent; NewMount enables it at
+// its own path, NAME-XXXXXX/ (auth/NAME-XXXXXX/ for an auth method) with
+// "-2", "-3"… for later mounts, where the emulation's is NAME/. To learn
+// whether the binary is a secrets engine or an auth method, servetest
+// first starts it once in the emulation, in metadata mode, as Vault does
+// to learn a binary's type and version. Process.Host tells which host
+// runs the test (Name, Version, Real), and its Addr and Token reach the
+// host's API for what servetest does not wrap: tokens, policies,
+// namespaces, response wrapping.
+//
+// Requests go through the host's HTTP API with the root token (Login and
+// a request with Unauthenticated set, without one) and come back as the
+// same types: the *logical.Response the SDK makes of the host's JSON
+// (logical.HTTPResponseToLogicalResponse: Data, Warnings, Secret's LeaseID,
+// TTL and Renewable, Auth's token fields), and for an error a
+// *ResponseError with the host's status and errors, which names the host
+// ("Vault answered 404 Not Found"). Alongside it, Do returns an error
+// response holding the message when the host answered a 4xx other than
+// 404 and 405 with one message that is not its list of errors, as it
+// answers a backend's logical.ErrorResponse. What differs, per method:
+//
+//   - Mount.Do sends req.Operation, Path and Data (the query of a read,
+//     list or delete; the JSON body of a write or patch); every other
+//     field (the token, Storage, Connection, Headers, MountPoint, ID…) is
+//     the host's to set and is ignored. Operations the API does not send
+//     to a backend (renew, revoke, rollback) fail with ErrEmulationOnly.
+//   - Mount.Backend answers Type and SpecialPaths (from the emulation's
+//     start) and, as a logical.PluginVersioner, the mount's
+//     running_plugin_version; HandleRequest, HandleExistenceCheck,
+//     Initialize and Setup return errors wrapping ErrEmulationOnly, and
+//     System, Logger, InvalidateKey and Backend.Cleanup panic naming the
+//     method. Mount.Storage is nil, and Mount.ID is "": the storage and
+//     the multiplexing id are the host's. MountType and MountAccessor are
+//     read from the host.
+//   - Renew, Revoke, RevokePrefix and RenewToken are sys/leases/renew,
+//     sys/leases/revoke and sys/leases/revoke-prefix (with sync) and
+//     auth/token/renew. Leases expire on the host's own clock:
+//     Plugin.Advance fails with ErrEmulationOnly; use a short TTL and
+//     wait. Mount.Cleanup disables the mount, which revokes its leases.
+//   - Process.PID is the process the host runs the plugin's file in now
+//     (found in /proc, on Linux), Exited reports that none runs, Kill kills
+//     it and the host starts it again on the next request; Logs are the
+//     host's log records that name the plugin (its own records re-logged
+//     by the host, and the host's about it), which WithStderr and
+//     WithHostLogger also receive; HostSecrets is nil; HandshakeTime is
+//     what registering and the first mount took. Close disables the
+//     mounts, deletes the catalog entry and waits for the plugin's process
+//     to end.
+//   - A Database enables the database engine at a path of its own and
+//     registers the binary as a database plugin; each Connection is a
+//     connection of that engine. Configure (and Initialize) writes
+//     ENGINE/config/NAME with plugin_name, allowed_roles "*" and the
+//     configuration (verify_connection as given) and returns the
+//     connection details the engine stores; NewCredentials defines the
+//     role and reads ENGINE/creds/ROLE (Expiration is now plus the lease's
+//     duration, without the emulation's five seconds); RenewCredentials
+//     and Revoke renew and revoke that lease, so they take only usernames
+//     NewCredentials issued; RotatePassword creates a static role for the
+//     username (whose creation rotates the password), reads its
+//     static-creds and deletes it, which leaves the user; Close deletes the
+//     connection's configuration; PluginVersion is the engine's
+//     running_plugin_version. The raw dbplugin calls (NewUser, UpdateUser,
+//     DeleteUser, Type) fail with ErrEmulationOnly: the engine calls the
+//     plugin itself.
+//
+// Options that only the emulation plays (WithLegacyTLS, WithContainerEnv,
+// WithMetadataMode, WithoutHostMultiplexing, and WithVaultVersion of
+// another version than the host's) make New return an error wrapping
+// ErrEmulationOnly and Start skip its test with that message; WithEnv and
+// WithArgs are the catalog entry's -env and -args, WithPluginName the
+// start of its name, WithLeaseTTLs the mount's default_lease_ttl and
+// max_lease_ttl. A test that needs the emulation says so with
+// SkipOnRealHost, or runs there with WithHost(""). The Examples document
+// the emulation and run only there: run `go test -run '^Test'` with the
+// variable.
+//
+// The cost is the host's: the dev server's start (half a second, once per
+// test binary and host) and, per test, about 0.1 s more than the
+// emulation, mostly the mount, where the host starts the plugin (see the
+// README for measured numbers).
+//
 // WithLegacyTLS plays the host of the wrap-token TLS path instead of
 // AutoMTLS, so a plugin's TLS provider runs against a real unwrap endpoint.
 // WithContainerEnv starts the plugin with exactly the environment Vault

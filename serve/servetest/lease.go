@@ -416,6 +416,9 @@ func mountTokenType(t logical.TokenType) logical.TokenType {
 // failed), or "failed to renew entry: …" when the backend's handler
 // fails.
 func (m *Mount) Renew(ctx context.Context, leaseID string, increment time.Duration) (*logical.Response, error) {
+	if m.host != nil {
+		return m.renewOnHost(ctx, leaseID, increment)
+	}
 	resp, err := m.exp.renew(ctx, leaseID, increment.Truncate(time.Second))
 	if err != nil {
 		return nil, sysError(resp, err)
@@ -499,6 +502,9 @@ func (e *expiration) renew(ctx context.Context, leaseID string, increment time.D
 // lease stays. Without -sync, Vault's CLI only queues the revocation and
 // answers 202; servetest always revokes before it returns.
 func (m *Mount) Revoke(ctx context.Context, leaseID string) error {
+	if m.host != nil {
+		return m.revokeOnHost(ctx, leaseID)
+	}
 	if leaseID == "" {
 		return sysError(logical.ErrorResponse("lease_id must be specified"), logical.ErrInvalidRequest)
 	}
@@ -522,6 +528,9 @@ func (m *Mount) Revoke(ctx context.Context, leaseID string) error {
 // a *ResponseError (400) naming the lease. An empty prefix is Vault's 404
 // for sys/leases/revoke-prefix without one.
 func (m *Mount) RevokePrefix(ctx context.Context, prefix string) error {
+	if m.host != nil {
+		return m.revokePrefixOnHost(ctx, prefix)
+	}
 	prefix = strings.TrimPrefix(pathpkg.Clean("/"+prefix), "/")
 	if prefix == "" {
 		return responseError(&logical.Request{Operation: logical.UpdateOperation}, nil, multierror.Append(nil, logical.ErrUnsupportedPath))
@@ -610,6 +619,9 @@ func (e *expiration) revokeEntry(ctx context.Context, l *lease) error {
 // response (such as the framework's "this auth type doesn't support
 // renew"), or 500 "failed to renew entry: …" when the handler fails.
 func (m *Mount) RenewToken(ctx context.Context, token string, increment time.Duration) (*logical.Response, error) {
+	if m.host != nil {
+		return m.renewTokenOnHost(ctx, token, increment)
+	}
 	resp, err := m.exp.renewToken(ctx, token, increment.Truncate(time.Second))
 	if err != nil || (resp != nil && resp.IsError()) {
 		// handleRequest appends the token store's error to a multierror.
@@ -728,8 +740,12 @@ func (m *Mount) expirationRequest(ctx context.Context, req *logical.Request, con
 // time New ran and moves only when Advance moves it, so a lease never
 // expires while a test is not looking, and TTLs, caps and warnings are
 // the same on every run. It is the host's clock only: the plugin's own
-// time.Now does not move.
+// time.Now does not move. A real host's clock cannot be moved: there
+// Advance returns an error wrapping ErrEmulationOnly.
 func (p *Plugin) Advance(ctx context.Context, d time.Duration) error {
+	if p.host != nil {
+		return emulationOnly("Plugin.Advance", "a real host's clock cannot be moved; use a short TTL and wait")
+	}
 	if d < 0 {
 		return fmt.Errorf("servetest: Advance(%s): the clock does not go back", d)
 	}

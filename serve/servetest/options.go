@@ -37,7 +37,10 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 
 // config is the host that New and NewDatabase play.
 type config struct {
-	database     bool // set before the options run, so they can refuse a kind
+	database     bool   // set before the options run, so they can refuse a kind
+	host         string // WithHost's binary; see hostBin
+	hostSet      bool   // WithHost was given, so HostEnv is not read
+	versionSet   bool   // WithVaultVersion was given
 	legacyTLS    bool
 	metadataMode bool
 	noHostMux    bool
@@ -106,7 +109,7 @@ func listErrors(errs []error) string {
 // `vault plugin register -env` does: after the host's own environment and
 // before the variables Vault sets, which win over an entry of the same
 // name, as under Vault. Several WithEnv options add their entries in
-// order.
+// order. On a real host they are the catalog entry's env.
 func WithEnv(kv ...string) Option {
 	return optionFunc(func(c *config) error {
 		for _, e := range kv {
@@ -122,7 +125,8 @@ func WithEnv(kv ...string) Option {
 // WithArgs appends args to the plugin's command line, as
 // `vault plugin register -args` does. Several WithArgs options append in
 // order, so a test can build the command line from parts; the -ca-cert
-// that WithLegacyTLS adds comes before them all.
+// that WithLegacyTLS adds comes before them all. On a real host they are
+// the catalog entry's args.
 func WithArgs(args ...string) Option {
 	return optionFunc(func(c *config) error {
 		c.args = append(c.args, args...)
@@ -134,13 +138,14 @@ func WithArgs(args ...string) Option {
 // that adapts to its host's version can be tested against several: v as
 // given in VAULT_VERSION at start, and from each mount's system view
 // (VaultVersion, PluginEnv) split as Vault reports it, the release apart
-// from a -prerelease and +metadata.
+// from a -prerelease and +metadata. A real host reports its own version:
+// there any other version is refused (see ErrEmulationOnly).
 func WithVaultVersion(v string) Option {
 	return optionFunc(func(c *config) error {
 		if v == "" {
 			return errors.New("WithVaultVersion: empty version")
 		}
-		c.vaultVersion = v
+		c.vaultVersion, c.versionSet = v, true
 		return nil
 	})
 }
@@ -172,7 +177,9 @@ func WithoutHostMultiplexing() Option {
 }
 
 // WithStderr copies the plugin's raw stderr lines to w as well, e.g.
-// os.Stderr to watch a plugin's records while a test runs.
+// os.Stderr to watch a plugin's records while a test runs. On a real host
+// it gets the host's log lines that name the plugin (see Process.Logs), as
+// the host writes them.
 func WithStderr(w io.Writer) Option {
 	return optionFunc(func(c *config) error {
 		if w == nil {
@@ -188,7 +195,8 @@ func WithStderr(w io.Writer) Option {
 // and under the plugin's name, so a test sees what an operator reads in
 // Vault's log. It is named for the host because the plugin's logger is
 // another one, which the plugin's main sets (serve.WithLogger). Without it
-// the records are only kept for Logs.
+// the records are only kept for Logs. On a real host it gets the host's
+// records that name the plugin, at their level, with their fields.
 func WithHostLogger(l hclog.Logger) Option {
 	return optionFunc(func(c *config) error {
 		if l == nil {
@@ -203,6 +211,8 @@ func WithHostLogger(l hclog.Logger) Option {
 // `vault plugin register … NAME`: the mounts' type, the start of their
 // paths and accessors, and plugin_name in their configuration. By
 // default it is the binary's file name. It is for backend plugins only.
+// On a real host, whose catalog parallel tests share, the entry's name is
+// NAME followed by "-" and six random characters.
 func WithPluginName(name string) Option {
 	return optionFunc(func(c *config) error {
 		switch {
@@ -218,7 +228,8 @@ func WithPluginName(name string) Option {
 
 // WithLeaseTTLs sets the lease TTLs the mounts' system view reports, as
 // `vault secrets tune -default-lease-ttl -max-lease-ttl` does. Without
-// it they are Vault's own, DefaultLeaseTTL and DefaultMaxTTL.
+// it they are Vault's own, DefaultLeaseTTL and DefaultMaxTTL. On a real
+// host they are the mounts' default_lease_ttl and max_lease_ttl.
 func WithLeaseTTLs(defaultTTL, maxTTL time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		switch {

@@ -37,17 +37,21 @@ type Mount struct {
 	// Backend is the instance, reached through the gRPC boundary.
 	logical.Backend
 	// Storage is the mount's storage, which the plugin reads and writes
-	// through the broker as it would Vault's; a test may inspect it.
+	// through the broker as it would Vault's; a test may inspect it. It
+	// is nil on a real host, whose storage is its own.
 	Storage *logical.InmemStorage
-	// ID is the multiplexing id the host sends with every call.
+	// ID is the multiplexing id the host sends with every call; "" on a
+	// real host, which does not show it.
 	ID string
 	// MountPoint is the mount's path, which requests carry: "NAME/" for
 	// a secrets engine, "auth/NAME/" for an auth method, where NAME is the
 	// plugin's name (WithPluginName), with "-2", "-3"… for the Plugin's
-	// later mounts.
+	// later mounts. On a real host, whose mounts parallel tests share,
+	// NAME is followed by "-" and six random characters: "NAME-a1b2c3/".
 	MountPoint string
 	// MountType is the mount's type as Vault records it, which requests
-	// carry: the plugin's name.
+	// carry: the plugin's name (on a real host, its catalog entry's name,
+	// as the host reports it).
 	MountType string
 	// MountAccessor is the mount's accessor, which requests carry:
 	// "NAME_" or "auth_NAME_" and eight hex digits, as Vault makes them.
@@ -65,6 +69,7 @@ type Mount struct {
 	maxTTL         time.Duration // the mount's max_lease_ttl
 
 	cleanup func(context.Context) error // the backend's Cleanup, once
+	host    *hostMount                  // on a real host; nil in the emulation
 }
 
 // Cleanup cleans the mount up as unmounting it from Vault does: the
@@ -84,6 +89,9 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 	c, err := newConfig(false, opts)
 	if err != nil {
 		return nil, err
+	}
+	if c.hostBin() != "" {
+		return newOnHost(ctx, bin, c)
 	}
 	proc, err := launch(ctx, bin, c)
 	if err != nil {
@@ -123,6 +131,7 @@ func Start(t testing.TB, bin string, opts ...Option) *Plugin {
 	t.Helper()
 	p, err := New(context.Background(), bin, opts...)
 	if err != nil {
+		skipIfEmulationOnly(t, err)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
@@ -135,6 +144,9 @@ func Start(t testing.TB, bin string, opts ...Option) *Plugin {
 // second NewMount returns an error wrapping ErrNotMultiplexed. Close
 // cleans the mount up.
 func (p *Plugin) NewMount(ctx context.Context, config map[string]string) (*Mount, error) {
+	if p.host != nil {
+		return p.newMountOnHost(ctx, config)
+	}
 	unreserve, err := p.reserve("mount", "Plugin")
 	if err != nil {
 		return nil, err

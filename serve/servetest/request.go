@@ -96,7 +96,14 @@ func (m *Mount) Login(ctx context.Context, path string, data map[string]any) (*l
 // response with an error in it (logical.ErrorResponse) gives both the
 // response and a *ResponseError. HandleRequest, promoted from Backend,
 // stays the raw call without any of this.
+//
+// On a real host (HostEnv, WithHost) the host does all of the above: Do
+// sends req's Operation, Path and Data through its HTTP API and ignores
+// the other fields; see the package doc's "On a real host".
 func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if m.host != nil {
+		return m.doOnHost(ctx, req)
+	}
 	path := strings.TrimPrefix(req.Path, "/")
 	full := m.MountPoint + path
 	// Vault's HTTP server is a net/http ServeMux, which answers a path
@@ -279,20 +286,29 @@ type ResponseError struct {
 	// for a 404 of a read or list that found nothing.
 	Errors []string
 
-	err error
+	err  error
+	host string // the real host that answered; "" in the emulation
 }
 
 func (e *ResponseError) Error() string {
+	who := "Vault would answer"
+	if e.host != "" {
+		who = e.host + " answered"
+	}
 	if len(e.Errors) == 0 && e.err != nil {
-		return fmt.Sprintf("Vault would answer %d %s: %v", e.StatusCode, http.StatusText(e.StatusCode), e.err)
+		return fmt.Sprintf("%s %d %s: %v", who, e.StatusCode, http.StatusText(e.StatusCode), e.err)
 	}
 	if len(e.Errors) == 0 {
-		return fmt.Sprintf("Vault would answer %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+		return fmt.Sprintf("%s %d %s", who, e.StatusCode, http.StatusText(e.StatusCode))
 	}
-	return fmt.Sprintf("Vault would answer %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), strings.Join(e.Errors, "; "))
+	return fmt.Sprintf("%s %d %s: %s", who, e.StatusCode, http.StatusText(e.StatusCode), strings.Join(e.Errors, "; "))
 }
 
-// Unwrap returns the backend's error, if there was one.
+// Unwrap returns the backend's error, if there was one. On a real host,
+// whose answer holds no error values, it returns an error of the answer's
+// messages that errors.Is matches against the SDK's errors they name
+// (logical.ErrPermissionDenied, ErrUnsupportedPath and the others Vault
+// maps to a status).
 func (e *ResponseError) Unwrap() error { return e.err }
 
 // responseError is the *ResponseError Vault's HTTP API makes of a

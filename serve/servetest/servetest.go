@@ -45,6 +45,8 @@ type Process struct {
 	handshake time.Duration
 	logs      *lineLog
 	secrets   []string
+	info      Host         // what Host returns
+	host      *hostProcess // on a real host; nil in the emulation
 
 	// undo holds what takes launch's steps back, in the order the steps
 	// were taken; release runs it last first: the process, then the
@@ -62,7 +64,7 @@ type Process struct {
 // launch starts bin as the host described by c would and waits for its
 // handshake. On failure everything it started is stopped again.
 func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) {
-	p := &Process{logs: &lineLog{}}
+	p := &Process{logs: &lineLog{}, info: Host{Name: "servetest", Version: c.vaultVersion}}
 	defer func() {
 		if err != nil {
 			// Asked before release kills it: go-plugin reports the
@@ -301,7 +303,7 @@ func (p *Process) track(stop func(context.Context) error) func(context.Context) 
 // exited (a test may kill it): a call to a dead process could only fail.
 func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
 	t.Cleanup(func() {
-		if p.client.Exited() {
+		if !p.alive() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
@@ -314,32 +316,89 @@ func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
 // appear in the plugin's output or logs: under WithLegacyTLS, the wrapping
 // token in VAULT_UNWRAP_TOKEN and the plugin's TLS private key as the
 // unwrap endpoint returned it (base64 of its DER form, which is also the
-// body of its PEM form); nil otherwise. It is here so that a plugin
-// author can assert that their plugin never logs either, by searching
-// Logs for each: only the host knows their values.
+// body of its PEM form); nil otherwise, and always on a real host. It is
+// here so that a plugin author can assert that their plugin never logs
+// either, by searching Logs for each: only the host knows their values.
 func (p *Process) HostSecrets() []string { return append([]string(nil), p.secrets...) }
 
 // PID is the plugin process's id, for signals and for comparing the
-// process that serves two mounts.
-func (p *Process) PID() int { return p.pid }
+// process that serves two mounts. On a real host it is the process the
+// host runs the plugin's file in now (the lowest id, if it runs several:
+// a plugin that does not multiplex runs one per mount), found in /proc;
+// 0 when none runs (the host starts the plugin when a mount or a
+// connection first needs it, and after a Kill on the next request), and
+// always outside Linux.
+func (p *Process) PID() int {
+	if p.host != nil {
+		if pids := p.host.pids(); len(pids) > 0 {
+			return pids[0]
+		}
+		return 0
+	}
+	return p.pid
+}
 
 // HandshakeTime is the time from starting the process to a completed
 // handshake, as the host measures it. It is here because a plugin's start
 // is on the path of every Vault mount, unseal and plugin reload, and only
-// the host's side of the handshake can time it.
-func (p *Process) HandshakeTime() time.Duration { return p.handshake }
+// the host's side of the handshake can time it. On a real host, where
+// the handshake is the host's own business, it is the time the catalog
+// registration and the first mount took together (the mount starts the
+// plugin), or the registration's alone before a mount.
+func (p *Process) HandshakeTime() time.Duration {
+	if p.host != nil {
+		return p.host.reg + time.Duration(p.host.mount.Load())
+	}
+	return p.handshake
+}
 
 // Logs returns the lines the plugin wrote to stderr so far: stderr is read
 // as the plugin writes it, so once Close has returned Logs holds them all.
-func (p *Process) Logs() []LogRecord { return p.logs.records() }
+// On a real host they are the host's log records that name the plugin's
+// catalog entry, in the host's JSON form: the plugin's own records, which
+// the host re-logs at their level under that name (Level, Message and
+// their fields as the plugin wrote them, with the host's @module and
+// @timestamp among the Fields, Raw the host's line), and the host's own
+// records about the plugin, such as its start.
+func (p *Process) Logs() []LogRecord {
+	if p.host != nil {
+		p.host.srv.log.catchUp()
+	}
+	return p.logs.records()
+}
 
-// Exited reports whether the plugin process has exited.
-func (p *Process) Exited() bool { return p.client.Exited() }
+// Exited reports whether the plugin process has exited. On a real host it
+// reports whether no process runs the plugin now: the host starts one
+// again when a request needs it.
+func (p *Process) Exited() bool {
+	if p.host != nil {
+		return len(p.host.pids()) == 0
+	}
+	return p.client.Exited()
+}
+
+// alive reports whether the process may still be asked to shut its
+// instances down: on a real host always, as the host's API unmounts
+// whether or not the plugin runs.
+func (p *Process) alive() bool { return p.host != nil || !p.client.Exited() }
+
+// Host says which host runs the plugin: the emulation (Name "servetest",
+// the Vault version it plays) or a real Vault or OpenBao, with its
+// version, API address and root token.
+func (p *Process) Host() Host { return p.info }
 
 // Kill ends the plugin process at once, as a crash would, so a test can
 // see what the host sees then: SIGKILL on Unix, TerminateProcess on
-// Windows. Close is still needed.
+// Windows. Close is still needed. On a real host it kills every process
+// running the plugin's file (found in /proc, so on Linux only): the
+// request that next reaches the mount fails (Vault 1.21.0 answers 500,
+// "rpc error: code = Unavailable"), and the host starts the plugin again,
+// as it restarts a plugin that crashed, for the requests after (those
+// that come while it starts may fail the same way).
 func (p *Process) Kill() error {
+	if p.host != nil {
+		return p.host.kill()
+	}
 	if p.pid == 0 {
 		return errors.New("servetest: no process id")
 	}
@@ -357,7 +416,10 @@ func (p *Process) Kill() error {
 // Close stops the process the way Vault does: each mount's Cleanup or
 // each connection's Close, then go-plugin's graceful shutdown, then a kill
 // if the process lingers. It returns once the process has exited and its
-// stderr has been read. It is safe to call more than once; the error is
+// stderr has been read. On a real host it disables the mounts (the host
+// then stops the plugin), deletes the catalog entry and the binary's copy
+// in the plugin directory, and waits for the plugin's process to end,
+// killing it after 5 s; the shared server runs on. It is safe to call more than once; the error is
 // always nil, and is there so a Process is an io.Closer.
 func (p *Process) Close() error {
 	p.closeOnce.Do(func() {
@@ -368,7 +430,7 @@ func (p *Process) Close() error {
 		p.mu.Unlock()
 		// A process that has exited (a test may kill it) has nothing
 		// left to shut down, and calls to it could only fail.
-		if !p.client.Exited() {
+		if p.alive() {
 			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 			for _, stop := range closers {
 				_ = stop(ctx)

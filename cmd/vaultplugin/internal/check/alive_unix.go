@@ -6,7 +6,7 @@ import (
 	"errors"
 	"syscall"
 
-	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/procfs"
+	"github.com/plugkit/vaultplugin/internal/procfs"
 )
 
 // alive reports whether the process pid still runs. A zombie, which has

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/cli"
-	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/procfs"
+	"github.com/plugkit/vaultplugin/internal/procfs"
 )
 
 // DevFlags defines dev's flags on fs and returns what runs `vaultplugin

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/plugkit/vaultplugin/cmd/vaultplugin/internal/procfs"
+	"github.com/plugkit/vaultplugin/internal/procfs"
 )
 
 // vaultStartTimeout bounds the dev server's start; a dev server is ready in

@@ -1,5 +1,6 @@
 // Package procfs reads what Linux's /proc says of processes, for the
-// check and dev commands; elsewhere its functions find nothing.
+// vaultplugin check and dev commands and for servetest on a real host;
+// elsewhere its functions find nothing.
 package procfs
 
 import (
