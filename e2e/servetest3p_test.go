@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"sort"
 	"strings"
 	"testing"
@@ -65,13 +66,23 @@ func (r *goTestRun) why() string {
 }
 
 // runGoTest runs `go test -json -race -count=1 pkg` in the e2e module
-// with env added, and parses its events. Counts are of leaf tests, so
-// every table case counts once and a parent's pass does not count again.
+// with env added: runGoTestIn for one package of this module.
 func runGoTest(t *testing.T, pkg string, env ...string) *goTestRun {
+	t.Helper()
+	return runGoTestIn(t, "", []string{pkg}, env...)
+}
+
+// runGoTestIn runs `go test -json -race -count=1 args…` in dir ("" for
+// the e2e module) with env added, and parses its events. Counts are of
+// leaf tests, so every table case counts once and a parent's pass does
+// not count again; a test is named by its package's last element and its
+// name when args hold more than one package pattern.
+func runGoTestIn(t *testing.T, dir string, args []string, env ...string) *goTestRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "test", "-json", "-race", "-count=1", pkg)
+	cmd := exec.CommandContext(ctx, "go", append([]string{"test", "-json", "-race", "-count=1"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(withoutEnv(os.Environ(), hostEnv), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -85,8 +96,8 @@ func runGoTest(t *testing.T, pkg string, env ...string) *goTestRun {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var ev struct {
-			Action, Test, Output string
-			Elapsed              float64
+			Action, Package, Test, Output string
+			Elapsed                       float64
 		}
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			other = append(other, sc.Text())
@@ -98,6 +109,10 @@ func runGoTest(t *testing.T, pkg string, env ...string) *goTestRun {
 		case ev.Test == "" && (ev.Action == "pass" || ev.Action == "fail"):
 			r.elapsed = time.Duration(ev.Elapsed * float64(time.Second))
 		case ev.Test == "":
+		case len(args) > 1 && (ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip"):
+			final[path.Base(ev.Package)+"."+ev.Test] = ev.Action
+		case len(args) > 1 && ev.Action == "output":
+			outputs[path.Base(ev.Package)+"."+ev.Test] = append(outputs[path.Base(ev.Package)+"."+ev.Test], ev.Output)
 		case ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip":
 			final[ev.Test] = ev.Action
 		case ev.Action == "output":
@@ -153,19 +168,6 @@ func withoutEnv(env []string, name string) []string {
 	return out
 }
 
-// hostModeMissing says why servetest cannot run on a real host yet: it
-// has no HostEnv constant. ("" when it has.)
-//
-// TODO(lead): remove this guard when servetest's host mode is merged.
-func hostModeMissing() string {
-	cmd := exec.Command("go", "doc", "./serve/servetest", "HostEnv")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), hostEnv) {
-		return "servetest has no host mode yet"
-	}
-	return ""
-}
-
 // TestThirdPartyServetest runs e2e/internal/jwttest in the emulation (once,
 // first: it needs no host) and on each host with servetest's host
 // variable; each host's cell shows both runs' counts of leaf tests,
@@ -187,11 +189,6 @@ func TestThirdPartyServetest(t *testing.T) {
 		if emu.result() != "pass" {
 			detail += "-"
 			t.Skipf("not run on %s: the emulation's run did not pass (%s)", h.name(), emu.result())
-		}
-		if why := hostModeMissing(); why != "" {
-			detail += "-"
-			summary.note(fmt.Sprintf("%s on %s: skip: %s", jwtGroup, h.name(), why))
-			t.Skip(why)
 		}
 		r := runGoTest(t, jwtPkg, hostEnv+"="+h.bin)
 		detail += r.counts()
