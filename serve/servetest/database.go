@@ -28,7 +28,7 @@ func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Database, er
 	if err != nil {
 		return nil, err
 	}
-	proc, err := launch(ctx, bin, c)
+	proc, err := newProcess(ctx, bin, c)
 	if err != nil {
 		return nil, err
 	}
@@ -67,17 +67,25 @@ func (d *Database) newConnection(ctx context.Context) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, client, err := d.instanceConn()
+	id, err := newID()
 	if err != nil {
 		unreserve()
 		return nil, err
 	}
-	db, err := dbplugin.NewPluginClient(ctx, runner{client: client}, pluginutil.PluginClientConfig{Name: "servetest"})
+	ch := d.serving()
+	db, err := dbplugin.NewPluginClient(ctx, runner{client: ch.instanceConn(id)}, pluginutil.PluginClientConfig{Name: "servetest"})
 	if err != nil {
 		unreserve()
 		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
 	}
-	return &Connection{Database: db, close: d.track(func(context.Context) error { return db.Close() })}, nil
+	return &Connection{Database: db, close: d.track(func(context.Context) error {
+		// A process that has exited (a test may kill it) has nothing
+		// left to close, and a call to it could only fail.
+		if ch.exited() {
+			return nil
+		}
+		return db.Close()
+	})}, nil
 }
 
 // Connect is NewConnection for tests: it fails t on error and closes the

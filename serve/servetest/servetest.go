@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +35,39 @@ import (
 const closeTimeout = 5 * time.Second
 
 // Process is a running plugin process, started as Vault starts one. Plugin
-// and Database embed it: what is here is common to both kinds.
+// and Database embed it: what is here is common to both kinds. A Plugin's
+// process can be replaced while the Plugin lives (Plugin.Upgrade and
+// Reload, or a request after the process died, as Vault restarts it):
+// the methods here answer for the process that serves now, and Logs for
+// all of them.
 type Process struct {
+	// cur is the OS process serving now. Only swapProcess replaces it,
+	// holding swap.
+	cur atomic.Pointer[child]
+
+	// swap is held for reading by each call to a mount's or
+	// connection's backend that may need the process restarted (as
+	// Vault's route entry lock is held by requests) and for writing
+	// while processes are swapped, so that a swap waits for the calls in
+	// flight and none starts during it.
+	swap sync.RWMutex
+
+	conf *config // the host New played: what a restart plays again
+
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	closed    bool
+	instances int                           // mounts or connections made
+	closers   []func(context.Context) error // each instance's Cleanup or Close
+	logs      []*lineLog                    // each process's stderr, oldest first
+	secrets   []string                      // what the host handed each process
+}
+
+// child is one OS process of a plugin binary, as go-plugin's client runs
+// it.
+type child struct {
+	bin       string
 	client    *goplugin.Client
 	rpc       goplugin.ClientProtocol
 	conn      grpc.ClientConnInterface
@@ -50,19 +82,44 @@ type Process struct {
 	// were taken; release runs it last first: the process, then the
 	// legacy host's server, then its files. A failed launch and Close
 	// both end in release, so there is one way down.
-	undo      []func()
-	closeOnce sync.Once
-
-	mu        sync.Mutex
-	closed    bool
-	instances int                           // mounts or connections made
-	closers   []func(context.Context) error // each instance's Cleanup or Close
+	undo        []func()
+	releaseOnce sync.Once
 }
+
+// newProcess starts bin as the host described by c would; see launch.
+func newProcess(ctx context.Context, bin string, c *config) (*Process, error) {
+	ch, err := launch(ctx, bin, c)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{conf: c}
+	return p, p.adopt(ch)
+}
+
+// adopt makes ch the process that serves from now on. The caller holds
+// swap for writing, or p is new. A Process closed meanwhile (Close does
+// not wait for a swap) adopts nothing: ch is stopped, and the error says
+// so.
+func (p *Process) adopt(ch *child) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		ch.release()
+		return errors.New("servetest: the plugin is closed")
+	}
+	p.logs = append(p.logs, ch.logs)
+	p.secrets = append(p.secrets, ch.secrets...)
+	p.cur.Store(ch)
+	return nil
+}
+
+// serving is the process that serves now.
+func (p *Process) serving() *child { return p.cur.Load() }
 
 // launch starts bin as the host described by c would and waits for its
 // handshake. On failure everything it started is stopped again.
-func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) {
-	p := &Process{logs: &lineLog{}}
+func launch(ctx context.Context, bin string, c *config) (_ *child, err error) {
+	p := &child{bin: bin, logs: &lineLog{}}
 	defer func() {
 		if err != nil {
 			// Asked before release kills it: go-plugin reports the
@@ -115,7 +172,7 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 
 // startLegacyHost starts Vault's side of the wrap-token TLS path, with
 // its CA file in a directory of its own, and registers their removal.
-func (p *Process) startLegacyHost() (*wraphost.Host, error) {
+func (p *child) startLegacyHost() (*wraphost.Host, error) {
 	dir, err := os.MkdirTemp("", "servetest-legacy-")
 	if err != nil {
 		return nil, err
@@ -211,7 +268,7 @@ func (c *config) pluginSets() (goplugin.HandshakeConfig, map[int]goplugin.Plugin
 // handshakeWith starts the process through client, reads its handshake,
 // and asks the plugin whether it multiplexes, as Vault does before the
 // first mount.
-func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) error {
+func (p *child) handshakeWith(ctx context.Context, client *goplugin.Client) error {
 	start := time.Now()
 	rpc, err := client.Client()
 	if err != nil {
@@ -252,13 +309,19 @@ func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) er
 // only without a runner).
 func stopClient(client *goplugin.Client) { client.Kill() }
 
-// release undoes launch, last step first. Close calls it once, and a
-// failed launch instead of returning the Process.
-func (p *Process) release() {
-	for i := len(p.undo) - 1; i >= 0; i-- {
-		p.undo[i]()
-	}
+// release undoes launch, last step first, once: Close calls it, a swap
+// for the process it replaces, and a failed launch instead of returning
+// the child.
+func (p *child) release() {
+	p.releaseOnce.Do(func() {
+		for i := len(p.undo) - 1; i >= 0; i-- {
+			p.undo[i]()
+		}
+	})
 }
+
+// exited reports whether the process has exited.
+func (p *child) exited() bool { return p.client.Exited() }
 
 // reserve claims a place for one more mount or connection (what): a
 // plugin that does not multiplex serves one per process, as in Vault. The
@@ -269,7 +332,7 @@ func (p *Process) reserve(what, kind string) (unreserve func(), err error) {
 	switch {
 	case p.closed:
 		return nil, errors.New("servetest: the plugin is closed")
-	case !p.multiplex && p.instances > 0:
+	case !p.serving().multiplex && p.instances > 0:
 		return nil, notMultiplexed(what, kind)
 	}
 	p.instances++
@@ -283,7 +346,9 @@ func (p *Process) reserve(what, kind string) (unreserve func(), err error) {
 // track registers stop, the shutdown of one mount or connection, for
 // Close, and returns it made to run once: a later call returns the first
 // call's result. Vault shuts an instance down once, and a plugin may
-// rightly complain about a second time.
+// rightly complain about a second time. stop itself skips an instance
+// whose process has exited (a test may kill it): a call to a dead process
+// could only fail.
 func (p *Process) track(stop func(context.Context) error) func(context.Context) error {
 	var once sync.Once
 	var err error
@@ -297,15 +362,14 @@ func (p *Process) track(stop func(context.Context) error) func(context.Context) 
 	return f
 }
 
-// stopAtEnd shuts an instance down when t ends, unless the process has
-// exited (a test may kill it): a call to a dead process could only fail.
+// stopAtEnd shuts an instance down when t ends, once no swap of the
+// process is under way.
 func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
 	t.Cleanup(func() {
-		if p.client.Exited() {
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
+		p.swap.RLock()
+		defer p.swap.RUnlock()
 		_ = stop(ctx)
 	})
 }
@@ -314,43 +378,68 @@ func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
 // appear in the plugin's output or logs: under WithLegacyTLS, the wrapping
 // token in VAULT_UNWRAP_TOKEN and the plugin's TLS private key as the
 // unwrap endpoint returned it (base64 of its DER form, which is also the
-// body of its PEM form); nil otherwise. It is here so that a plugin
-// author can assert that their plugin never logs either, by searching
-// Logs for each: only the host knows their values.
-func (p *Process) HostSecrets() []string { return append([]string(nil), p.secrets...) }
+// body of its PEM form), for each process started so far; nil otherwise.
+// It is here so that a plugin author can assert that their plugin never
+// logs either, by searching Logs for each: only the host knows their
+// values.
+func (p *Process) HostSecrets() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.secrets...)
+}
 
-// PID is the plugin process's id, for signals and for comparing the
-// process that serves two mounts.
-func (p *Process) PID() int { return p.pid }
+// PID is the id of the plugin process that serves now, for signals and
+// for comparing the process that serves two mounts.
+func (p *Process) PID() int { return p.serving().pid }
 
-// HandshakeTime is the time from starting the process to a completed
-// handshake, as the host measures it. It is here because a plugin's start
-// is on the path of every Vault mount, unseal and plugin reload, and only
-// the host's side of the handshake can time it.
-func (p *Process) HandshakeTime() time.Duration { return p.handshake }
+// HandshakeTime is the time from starting the process that serves now to
+// a completed handshake, as the host measures it. It is here because a
+// plugin's start is on the path of every Vault mount, unseal and plugin
+// reload, and only the host's side of the handshake can time it.
+func (p *Process) HandshakeTime() time.Duration { return p.serving().handshake }
 
-// Logs returns the lines the plugin wrote to stderr so far: stderr is read
-// as the plugin writes it, so once Close has returned Logs holds them all.
-func (p *Process) Logs() []LogRecord { return p.logs.records() }
+// Logs returns the lines the plugin wrote to stderr so far, those of the
+// processes it replaced first: stderr is read as the plugin writes it, so
+// once Close has returned Logs holds them all.
+func (p *Process) Logs() []LogRecord {
+	p.mu.Lock()
+	logs := append([]*lineLog(nil), p.logs...)
+	p.mu.Unlock()
+	var out []LogRecord
+	for _, l := range logs {
+		out = append(out, l.records()...)
+	}
+	return out
+}
 
-// Exited reports whether the plugin process has exited.
-func (p *Process) Exited() bool { return p.client.Exited() }
+// Exited reports whether the plugin process that serves now has exited.
+func (p *Process) Exited() bool { return p.serving().exited() }
 
 // Kill ends the plugin process at once, as a crash would, so a test can
 // see what the host sees then: SIGKILL on Unix, TerminateProcess on
-// Windows. Close is still needed.
+// Windows. It returns once the host has seen the process end, as Vault's
+// plugin client sees it: Exited reports true, Logs holds the process's
+// last lines, and a call to one of its backends fails with the SDK's
+// ErrPluginShutdown. The next request through a Mount's request methods
+// then starts the binary again, as Vault does (see the package doc's
+// section on upgrades); Close is still needed.
 func (p *Process) Kill() error {
-	if p.pid == 0 {
+	ch := p.serving()
+	if ch.pid == 0 {
 		return errors.New("servetest: no process id")
 	}
-	proc, err := os.FindProcess(p.pid)
+	proc, err := os.FindProcess(ch.pid)
 	if err == nil {
 		err = proc.Kill()
 		proc.Release() //nolint:errcheck // only frees the handle
 	}
 	if err != nil {
-		return fmt.Errorf("servetest: killing %d: %w", p.pid, err)
+		return fmt.Errorf("servetest: killing %d: %w", ch.pid, err)
 	}
+	// go-plugin's Kill on a process that is gone returns once its
+	// client saw the exit (its context, which the SDK's clients check,
+	// is cancelled by then) and its stderr was read to the end.
+	stopClient(ch.client)
 	return nil
 }
 
@@ -365,17 +454,14 @@ func (p *Process) Close() error {
 		p.closed = true
 		closers := p.closers
 		p.closers = nil
+		serving := p.serving() // adopt replaces it no more
 		p.mu.Unlock()
-		// A process that has exited (a test may kill it) has nothing
-		// left to shut down, and calls to it could only fail.
-		if !p.client.Exited() {
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			for _, stop := range closers {
-				_ = stop(ctx)
-			}
-			cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		for _, stop := range closers {
+			_ = stop(ctx)
 		}
-		p.release()
+		cancel()
+		serving.release()
 	})
 	return nil
 }
@@ -397,18 +483,14 @@ func (c muxConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
 }
 
-// instanceConn is the connection one new instance is served over, with a
-// fresh multiplexing id when the plugin multiplexes.
-func (p *Process) instanceConn() (id string, _ pluginClient, _ error) {
-	id, err := newID()
-	if err != nil {
-		return "", pluginClient{}, err
-	}
+// instanceConn is the connection one instance is served over, sending
+// its multiplexing id id when the plugin multiplexes.
+func (p *child) instanceConn(id string) pluginClient {
 	conn := p.conn
 	if p.multiplex {
 		conn = muxConn{ClientConnInterface: p.conn, id: id}
 	}
-	return id, pluginClient{ClientProtocol: p.rpc, conn: conn}, nil
+	return pluginClient{ClientProtocol: p.rpc, conn: conn}
 }
 
 // pluginClient is what the SDK's clients need to point a backend or
