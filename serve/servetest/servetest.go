@@ -323,6 +323,16 @@ func (p *child) release() {
 // exited reports whether the process has exited.
 func (p *child) exited() bool { return p.client.Exited() }
 
+// open returns an error once the Process is closed.
+func (p *Process) open() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("servetest: the plugin is closed")
+	}
+	return nil
+}
+
 // reserve claims a place for one more mount or connection (what): a
 // plugin that does not multiplex serves one per process, as in Vault. The
 // returned func gives the place back if setting the instance up fails.

@@ -115,6 +115,9 @@ func (m *Mount) call(ctx context.Context, f func(logical.Backend) error) error {
 // other mounts join it on their own next call. The caller holds swap for
 // writing.
 func (p *Plugin) restart(ctx context.Context, m *Mount) error {
+	if err := p.open(); err != nil {
+		return err
+	}
 	ch := p.serving()
 	if ch.exited() {
 		nc, err := launch(ctx, ch.bin, p.conf)
@@ -154,11 +157,8 @@ func (p *Plugin) liveMounts() []*Mount {
 func (p *Plugin) replace(ctx context.Context, bin string) error {
 	p.swap.Lock()
 	defer p.swap.Unlock()
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return errors.New("servetest: the plugin is closed")
+	if err := p.open(); err != nil {
+		return err
 	}
 	old := p.serving()
 	verb := "upgrading"
