@@ -3,6 +3,7 @@ package servetest
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
@@ -16,6 +17,9 @@ import (
 type Database struct {
 	// Process is the running process: its id, logs, Kill and Close.
 	*Process
+
+	connsMu sync.Mutex
+	conns   []*dbConn // every connection made, for Upgrade and Reload
 }
 
 // NewDatabase is New for a database plugin: the database handshake cookie
@@ -72,20 +76,20 @@ func (d *Database) newConnection(ctx context.Context) (*Connection, error) {
 		unreserve()
 		return nil, err
 	}
+	d.swap.RLock()
+	defer d.swap.RUnlock()
+	c := &dbConn{d: d, id: id}
 	ch := d.serving()
-	db, err := dbplugin.NewPluginClient(ctx, runner{client: ch.instanceConn(id)}, pluginutil.PluginClientConfig{Name: "servetest"})
+	db, err := d.openOn(ctx, c, ch, false)
 	if err != nil {
 		unreserve()
-		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
+		return nil, fmt.Errorf("servetest: %w", err)
 	}
-	return &Connection{Database: db, close: d.track(func(context.Context) error {
-		// A process that has exited (a test may kill it) has nothing
-		// left to close, and a call to it could only fail.
-		if ch.exited() {
-			return nil
-		}
-		return db.Close()
-	})}, nil
+	c.set(db, ch)
+	d.connsMu.Lock()
+	d.conns = append(d.conns, c)
+	d.connsMu.Unlock()
+	return &Connection{Database: c, db: c, close: d.track(func(context.Context) error { return c.shut(true) })}, nil
 }
 
 // Connect is NewConnection for tests: it fails t on error and closes the
@@ -104,16 +108,25 @@ func (d *Database) Connect(t testing.TB) *Connection {
 // which Vault's database engine holds per `database/config/NAME`, and so a
 // dbplugin.Database and, like Vault's client, a logical.PluginVersioner.
 // Its methods Configure, NewCredentials, RenewCredentials,
-// RotatePassword and Revoke drive the plugin as the engine's endpoints do.
+// RotatePassword and Revoke drive the plugin as the engine's endpoints do,
+// and open the connection anew, as the engine does, after a call found
+// its process gone. Database.Upgrade and Reload replace the instance
+// behind it; the Connection stays valid.
 type Connection struct {
 	dbplugin.Database
 	close func(context.Context) error
+	db    *dbConn // Database: the instance serving now
 }
 
 // Close closes the connection once, whether the test, its cleanup or
 // Database.Close calls it first: the SDK's client would send the plugin a
-// second Close for an instance it has already dropped.
-func (c *Connection) Close() error { return c.close(context.Background()) }
+// second Close for an instance it has already dropped. A connection whose
+// process has exited has nothing left to close.
+func (c *Connection) Close() error {
+	c.db.d.swap.RLock()
+	defer c.db.d.swap.RUnlock()
+	return c.close(context.Background())
+}
 
 // PluginVersion is the plugin's version, as the SDK's client reports it
 // to Vault (dbplugin.DatabasePluginClient is a logical.PluginVersioner).

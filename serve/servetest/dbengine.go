@@ -60,7 +60,11 @@ func (c *Connection) Configure(ctx context.Context, config map[string]any) (map[
 			conf[k] = v
 		}
 	}
-	resp, err := c.Initialize(ctx, dbplugin.InitializeRequest{Config: conf, VerifyConnection: verify})
+	var resp dbplugin.InitializeResponse
+	err := c.engine(ctx, false, func(db dbplugin.Database) (err error) {
+		resp, err = db.Initialize(ctx, dbplugin.InitializeRequest{Config: conf, VerifyConnection: verify})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("servetest: Initialize: %w", err)
 	}
@@ -83,13 +87,17 @@ func (c *Connection) NewCredentials(ctx context.Context, role Role) (Credentials
 		ttl = DefaultLeaseTTL
 	}
 	expiration := time.Now().Add(ttl).Add(credentialExpiryBuffer)
-	resp, err := c.NewUser(ctx, dbplugin.NewUserRequest{
-		UsernameConfig:     dbplugin.UsernameMetadata{DisplayName: vaultDisplayName, RoleName: role.Name},
-		Statements:         dbplugin.Statements{Commands: role.Creation},
-		RollbackStatements: dbplugin.Statements{Commands: role.Rollback},
-		CredentialType:     dbplugin.CredentialTypePassword,
-		Password:           password,
-		Expiration:         expiration,
+	var resp dbplugin.NewUserResponse
+	err = c.engine(ctx, true, func(db dbplugin.Database) (err error) {
+		resp, err = db.NewUser(ctx, dbplugin.NewUserRequest{
+			UsernameConfig:     dbplugin.UsernameMetadata{DisplayName: vaultDisplayName, RoleName: role.Name},
+			Statements:         dbplugin.Statements{Commands: role.Creation},
+			RollbackStatements: dbplugin.Statements{Commands: role.Rollback},
+			CredentialType:     dbplugin.CredentialTypePassword,
+			Password:           password,
+			Expiration:         expiration,
+		})
+		return err
 	})
 	if err != nil {
 		return Credentials{}, fmt.Errorf("servetest: NewUser: %w", err)
@@ -103,12 +111,15 @@ func (c *Connection) NewCredentials(ctx context.Context, role Role) (Credentials
 // RenewCredentials extends username's expiration to now plus ttl, as
 // renewing the lease does, with the role's renew statements.
 func (c *Connection) RenewCredentials(ctx context.Context, role Role, username string, ttl time.Duration) error {
-	_, err := c.UpdateUser(ctx, dbplugin.UpdateUserRequest{
-		Username: username,
-		Expiration: &dbplugin.ChangeExpiration{
-			NewExpiration: time.Now().Add(ttl),
-			Statements:    dbplugin.Statements{Commands: role.Renewal},
-		},
+	err := c.engine(ctx, true, func(db dbplugin.Database) error {
+		_, err := db.UpdateUser(ctx, dbplugin.UpdateUserRequest{
+			Username: username,
+			Expiration: &dbplugin.ChangeExpiration{
+				NewExpiration: time.Now().Add(ttl),
+				Statements:    dbplugin.Statements{Commands: role.Renewal},
+			},
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("servetest: UpdateUser (expiration): %w", err)
@@ -124,10 +135,13 @@ func (c *Connection) RotatePassword(ctx context.Context, username string) (strin
 	if err != nil {
 		return "", err
 	}
-	_, err = c.UpdateUser(ctx, dbplugin.UpdateUserRequest{
-		Username:       username,
-		CredentialType: dbplugin.CredentialTypePassword,
-		Password:       &dbplugin.ChangePassword{NewPassword: password},
+	err = c.engine(ctx, true, func(db dbplugin.Database) error {
+		_, err := db.UpdateUser(ctx, dbplugin.UpdateUserRequest{
+			Username:       username,
+			CredentialType: dbplugin.CredentialTypePassword,
+			Password:       &dbplugin.ChangePassword{NewPassword: password},
+		})
+		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("servetest: UpdateUser (password): %w", err)
@@ -138,9 +152,12 @@ func (c *Connection) RotatePassword(ctx context.Context, username string) (strin
 // Revoke deletes username with the role's revocation statements, as
 // revoking the lease does.
 func (c *Connection) Revoke(ctx context.Context, role Role, username string) error {
-	_, err := c.DeleteUser(ctx, dbplugin.DeleteUserRequest{
-		Username:   username,
-		Statements: dbplugin.Statements{Commands: role.Revocation},
+	err := c.engine(ctx, true, func(db dbplugin.Database) error {
+		_, err := db.DeleteUser(ctx, dbplugin.DeleteUserRequest{
+			Username:   username,
+			Statements: dbplugin.Statements{Commands: role.Revocation},
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("servetest: DeleteUser: %w", err)

@@ -157,6 +157,16 @@
 // (HandleRequest and the rest) are the raw calls and fail after a Kill, as
 // the SDK's client does.
 //
+// Database plugins follow Vault's database engine. Database.Upgrade and
+// Reload close each connection (the plugin's Close), start the binary and
+// open each Connection anew, initialized with what the engine stored of
+// its configuration: the config the plugin's last Initialize answered
+// with, and verify_connection. After a Kill the engine fails the call
+// that finds the process gone and opens the connection anew on the next
+// one: so do a Connection's engine methods (Configure, NewCredentials,
+// RenewCredentials, RotatePassword, Revoke); its dbplugin.Database methods
+// are the raw calls.
+//
 // Vault 1.21 reaches the plugin's own Cleanup, on a reload of a plugin
 // that multiplexes, only for the first mount: the plugin catalog kills the
 // process after it (a serve.Run plugin then cleans the other mounts up in

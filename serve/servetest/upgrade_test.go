@@ -21,8 +21,13 @@ import (
 // to, which the environment, the same for both, could not tell apart.
 func variant(t *testing.T, modes string) string {
 	t.Helper()
-	bin := servetest.Build(t, plugin)
-	dst := filepath.Join(t.TempDir(), "testplugin--"+modes)
+	return copyAs(t, servetest.Build(t, plugin), "testplugin--"+modes)
+}
+
+// copyAs copies the binary bin to a file named name.
+func copyAs(t *testing.T, bin, name string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), name)
 	src, err := os.Open(bin)
 	if err != nil {
 		t.Fatal(err)
