@@ -3,7 +3,6 @@ package servetest
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	dbplugin "github.com/hashicorp/vault/sdk/database/dbplugin/v5"
@@ -18,8 +17,7 @@ type Database struct {
 	// Process is the running process: its id, logs, Kill and Close.
 	*Process
 
-	connsMu sync.Mutex
-	conns   []*dbConn // every connection made, for Upgrade and Reload
+	conns *registry[*dbConn] // every connection made, for Upgrade and Reload
 }
 
 // NewDatabase is New for a database plugin: the database handshake cookie
@@ -36,7 +34,7 @@ func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Database, er
 	if err != nil {
 		return nil, err
 	}
-	return &Database{Process: proc}, nil
+	return &Database{Process: proc, conns: &registry[*dbConn]{}}, nil
 }
 
 // StartDatabase is NewDatabase for tests: it fails t on error and closes
@@ -86,9 +84,7 @@ func (d *Database) newConnection(ctx context.Context) (*Connection, error) {
 		return nil, fmt.Errorf("servetest: %w", err)
 	}
 	c.set(db, ch)
-	d.connsMu.Lock()
-	d.conns = append(d.conns, c)
-	d.connsMu.Unlock()
+	d.conns.add(c)
 	return &Connection{Database: c, db: c, close: d.track(func(context.Context) error { return c.shut(true) })}, nil
 }
 

@@ -282,10 +282,8 @@ func (d *Database) replace(ctx context.Context, bin string) error {
 // liveConns returns the connections not closed, in the order they were
 // made.
 func (d *Database) liveConns() []*dbConn {
-	d.connsMu.Lock()
-	defer d.connsMu.Unlock()
 	var live []*dbConn
-	for _, c := range d.conns {
+	for _, c := range d.conns.all() {
 		c.mu.RLock()
 		closed := c.closed
 		c.mu.RUnlock()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,10 +28,8 @@ type Plugin struct {
 	token         string // the client token of every request, before salting
 	tokenAccessor string
 	mounted       atomic.Int64
-	exp           *expiration // the host's leases and clock, for all mounts
-
-	mountsMu sync.Mutex
-	mounts   []*Mount // every mount made, for Upgrade and Reload
+	exp           *expiration       // the host's leases and clock, for all mounts
+	mounts        *registry[*Mount] // every mount made, for Upgrade and Reload
 }
 
 // Mount is one backend instance in the plugin process, as one Vault mount.
@@ -124,6 +121,7 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 		token:         "hvs." + token,
 		tokenAccessor: accessor[:24],
 		exp:           newExpiration(),
+		mounts:        &registry[*Mount]{},
 	}, nil
 }
 
@@ -161,9 +159,7 @@ func (p *Plugin) NewMount(ctx context.Context, config map[string]string) (*Mount
 		m.inst.cleanup(ctx)
 		return nil
 	})
-	p.mountsMu.Lock()
-	p.mounts = append(p.mounts, m)
-	p.mountsMu.Unlock()
+	p.mounts.add(m)
 	return m, nil
 }
 

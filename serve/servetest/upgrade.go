@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/rpc"
+	"sync"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
@@ -139,13 +140,31 @@ func (p *Plugin) restart(ctx context.Context, m *Mount) error {
 	return nil
 }
 
+// registry lists the mounts of a Plugin or the connections of a Database,
+// for Upgrade and Reload. It is held by pointer so that Plugin and
+// Database stay comparable, as they were at v1.0.0.
+type registry[T any] struct {
+	mu   sync.Mutex
+	list []T
+}
+
+func (r *registry[T]) add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, v)
+}
+
+func (r *registry[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.list...)
+}
+
 // liveMounts returns the mounts not cleaned up, in the order they were
 // made.
 func (p *Plugin) liveMounts() []*Mount {
-	p.mountsMu.Lock()
-	defer p.mountsMu.Unlock()
 	var live []*Mount
-	for _, m := range p.mounts {
+	for _, m := range p.mounts.all() {
 		if m.inst.live() {
 			live = append(live, m)
 		}
