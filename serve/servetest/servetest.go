@@ -313,6 +313,9 @@ func stopClient(client *goplugin.Client) { client.Kill() }
 // for the process it replaces, and a failed launch instead of returning
 // the child.
 func (p *child) release() {
+	if p == nil {
+		return
+	}
 	p.releaseOnce.Do(func() {
 		for i := len(p.undo) - 1; i >= 0; i-- {
 			p.undo[i]()
@@ -320,8 +323,9 @@ func (p *child) release() {
 	})
 }
 
-// exited reports whether the process has exited.
-func (p *child) exited() bool { return p.client.Exited() }
+// exited reports whether the process has exited; no process (a Process
+// that New or NewDatabase did not make) has none running.
+func (p *child) exited() bool { return p == nil || p.client.Exited() }
 
 // open returns an error once the Process is closed.
 func (p *Process) open() error {
@@ -399,14 +403,25 @@ func (p *Process) HostSecrets() []string {
 }
 
 // PID is the id of the plugin process that serves now, for signals and
-// for comparing the process that serves two mounts.
-func (p *Process) PID() int { return p.serving().pid }
+// for comparing the process that serves two mounts; 0 for a Process that
+// New or NewDatabase did not make.
+func (p *Process) PID() int {
+	if ch := p.serving(); ch != nil {
+		return ch.pid
+	}
+	return 0
+}
 
 // HandshakeTime is the time from starting the process that serves now to
 // a completed handshake, as the host measures it. It is here because a
 // plugin's start is on the path of every Vault mount, unseal and plugin
 // reload, and only the host's side of the handshake can time it.
-func (p *Process) HandshakeTime() time.Duration { return p.serving().handshake }
+func (p *Process) HandshakeTime() time.Duration {
+	if ch := p.serving(); ch != nil {
+		return ch.handshake
+	}
+	return 0
+}
 
 // Logs returns the lines the plugin wrote to stderr so far, those of the
 // processes it replaced first: stderr is read as the plugin writes it, so
@@ -435,7 +450,7 @@ func (p *Process) Exited() bool { return p.serving().exited() }
 // section on upgrades); Close is still needed.
 func (p *Process) Kill() error {
 	ch := p.serving()
-	if ch.pid == 0 {
+	if ch == nil || ch.pid == 0 {
 		return errors.New("servetest: no process id")
 	}
 	proc, err := os.FindProcess(ch.pid)

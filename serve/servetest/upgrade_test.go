@@ -3,6 +3,7 @@ package servetest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -315,5 +316,49 @@ func TestKillThenRequest(t *testing.T) {
 	}
 	if got := cleanups(t, marker); got[a.ID] != 1 || got[b.ID] != 1 {
 		t.Errorf("Cleanup calls per mount ID after Close = %v, want one each", got)
+	}
+}
+
+// Requests that find the process gone at the same time restart it once,
+// as Vault's canary makes them: each mount is set up anew once, and every
+// request is answered.
+func TestKillThenConcurrentRequests(t *testing.T) {
+	bin := servetest.Build(t, plugin)
+	p := servetest.Start(t, bin)
+	mounts := []*servetest.Mount{p.Mount(t, nil), p.Mount(t, nil)}
+	for _, m := range mounts {
+		writeKV(t, m, "k", m.ID)
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	const perMount = 8
+	errs := make(chan error, perMount*len(mounts))
+	for _, m := range mounts {
+		for range perMount {
+			go func() {
+				resp, err := m.Read(context.Background(), "kv/k")
+				if err == nil && resp.Data["value"] != m.ID {
+					err = errors.New("read " + fmt.Sprint(resp.Data["value"]) + ", want " + m.ID)
+				}
+				errs <- err
+			}()
+		}
+	}
+	for range perMount * len(mounts) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	// Every mount is on the one process that serves now: the raw call,
+	// which never restarts anything, reaches it.
+	for _, m := range mounts {
+		resp, err := m.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "info", Storage: m.Storage})
+		if err != nil {
+			t.Fatalf("%s is not on a live process: %v", m.MountPoint, err)
+		}
+		if pid := resp.Data["pid"]; pid != fmt.Sprint(p.PID()) {
+			t.Errorf("%s is served by process %v, the plugin's is %d", m.MountPoint, pid, p.PID())
+		}
 	}
 }
