@@ -167,11 +167,12 @@
 // RenewCredentials, RotatePassword, Revoke); its dbplugin.Database methods
 // are the raw calls.
 //
-// Vault 1.21 reaches the plugin's own Cleanup, on a reload of a plugin
-// that multiplexes, only for the first mount: the plugin catalog kills the
-// process after it (a serve.Run plugin then cleans the other mounts up in
-// its own stop). servetest calls each mount's Cleanup, once, so that a
-// plugin sees what it should see either way.
+// On a reload of a plugin that multiplexes, Vault 1.21 calls the
+// plugin's Cleanup itself only for the first mount: the plugin catalog
+// kills the process after it. A serve.Run plugin cleans its other mounts
+// up in its own stop, so it sees one Cleanup per mount (seen on 1.21.0);
+// a bare SDK main sees only the first. servetest calls each mount's
+// Cleanup, once.
 //
 // Secrets engines and auth methods start as a Plugin, which makes Mounts;
 // database plugins start as a Database, which makes Connections, with
