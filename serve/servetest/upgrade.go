@@ -39,8 +39,8 @@ import (
 // *StartError for a binary that did not start (errors.As finds it),
 // ErrNotMultiplexed for a binary that serves one mount per process where p
 // has several. p is then left on the binary it ran before, serving: that
-// binary is started again and every mount set up anew on it (with its
-// Cleanup called once more at the end), so nothing is half-done. Vault
+// binary is started again and every mount set up anew on it, so nothing
+// is half-done. Vault
 // gets there too, lazily: a mount whose reload failed keeps its old
 // backend, which restarts its old version on the next request; but
 // Vault keeps the registration and the tuned version, which is why an
@@ -48,6 +48,7 @@ import (
 // does not start again either are the mounts left without a process; the
 // next request then tries to start it, as Vault's would.
 //
+// ctx's deadline, if any, bounds each start's handshake, as for New.
 // Upgrade with the binary p already runs is Reload.
 func (p *Plugin) Upgrade(ctx context.Context, bin string) error {
 	return p.replace(ctx, bin)
