@@ -107,6 +107,7 @@ func TestDatabaseUpgradeFails(t *testing.T) {
 		{"refuses the configuration", copyAs(t, v1, "testdb--initerr"), "this version refuses the configuration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			file := filepath.Join(t.TempDir(), "inits")
 			ctx := context.Background()
 			d := servetest.StartDatabase(t, v1, servetest.WithEnv("TESTDB_INIT_FILE="+file))

@@ -221,6 +221,7 @@ func TestUpgradeFails(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			marker := filepath.Join(t.TempDir(), "cleanup")
 			p := servetest.Start(t, v1, servetest.WithEnv("TESTPLUGIN_CLEANUP_FILE="+marker))
 			var mounts []*servetest.Mount
