@@ -41,8 +41,8 @@ const closeTimeout = 5 * time.Second
 // the methods here answer for the process that serves now, and Logs for
 // all of them.
 type Process struct {
-	// cur is the OS process serving now. Only swapProcess replaces it,
-	// holding swap.
+	// cur is the OS process serving now. Only adopt replaces it, its
+	// caller holding swap.
 	cur atomic.Pointer[child]
 
 	// swap is held for reading by each call to a mount's or
