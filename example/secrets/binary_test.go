@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -12,11 +15,18 @@ import (
 	"github.com/plugkit/vaultplugin/serve/servetest"
 )
 
+// The plugin binary of each release the tests run: v2 is this tree's.
+const (
+	v1Main     = "./internal/v1/cmd/vault-plugin-secrets-example"
+	v2Main     = "./cmd/vault-plugin-secrets-example"
+	brokenMain = "./internal/broken/cmd/vault-plugin-secrets-example"
+)
+
 // TestBinary drives the plugin binary an operator ships, started as Vault
 // starts it: two mounts served by one process, isolated from each other.
 func TestBinary(t *testing.T) {
 	servetest.SkipOnRealHost(t, "Mount.Storage and the raw HandleRequest")
-	bin := servetest.Build(t, "./cmd/vault-plugin-secrets-example")
+	bin := servetest.Build(t, v2Main)
 	p := servetest.Start(t, bin)
 	ctx := context.Background()
 	a, b := p.Mount(t, nil), p.Mount(t, nil)
@@ -40,7 +50,7 @@ func TestBinary(t *testing.T) {
 // (servetest.HostEnv): write, read, list and delete as the CLI does.
 func TestBinaryThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
-	m := servetest.Start(t, servetest.Build(t, "./cmd/vault-plugin-secrets-example")).Mount(t, nil)
+	m := servetest.Start(t, servetest.Build(t, v2Main)).Mount(t, nil)
 	if _, err := m.Write(ctx, "data/app/db", map[string]any{"password": "p"}); err != nil {
 		t.Fatal(err)
 	}
@@ -59,4 +69,111 @@ func TestBinaryThroughTheAPI(t *testing.T) {
 	if _, err := m.Read(ctx, "data/app/db"); !errors.As(err, &re) || re.StatusCode != http.StatusNotFound {
 		t.Errorf("read after delete: %v, want a 404", err)
 	}
+}
+
+// TestUpgradeFromV1 upgrades a mount from v1, as released, to v2, as an
+// operator does (servetest.Plugin.Upgrade: register, tune, reload), and
+// reads what v1 wrote through v2: v2 migrates a v1 secret when it reads
+// it and rewrites it in its own schema on the next write. Only the
+// mount's request methods are used, so the test means the same on a real
+// Vault.
+func TestUpgradeFromV1(t *testing.T) {
+	ctx := context.Background()
+	v1, v2 := servetest.Build(t, v1Main), servetest.Build(t, v2Main)
+	p := servetest.Start(t, v1)
+	m := p.Mount(t, nil)
+	// Keys a record of v2's has, to show that v2 never mistakes a v1
+	// secret for one of its own records.
+	db := map[string]any{"user": "app", "password": "s3cr3t", "data": "not a record", "updated_time": "never"}
+	api := map[string]any{"token": "t0k3n"}
+	write(t, m, "data/app/db", db)
+	write(t, m, "data/app/api", api)
+	if info := read(t, m, "info"); info["schema"] != nil {
+		t.Fatalf("v1's info = %v", info)
+	}
+
+	if err := p.Upgrade(ctx, v2); err != nil {
+		if errors.Is(err, servetest.ErrEmulationOnly) {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	if info := read(t, m, "info"); fmt.Sprint(info["schema"]) != "2" {
+		t.Fatalf("after the upgrade info = %v: v2 does not serve", info)
+	}
+	// v1's secrets read back as they were written.
+	if got := read(t, m, "data/app/db"); !reflect.DeepEqual(got, db) {
+		t.Errorf("v1's secret through v2 = %v, want %v", got, db)
+	}
+	if got := list(t, m, "data/app/"); !reflect.DeepEqual(got, []any{"api", "db"}) {
+		t.Errorf("list = %v", got)
+	}
+	// Reading did not rewrite it; the next write does, in schema 2.
+	if meta := read(t, m, "meta/app/db"); fmt.Sprint(meta["schema"]) != "1" || meta["updated_time"] != nil {
+		t.Errorf("v1's secret after a read: meta %v, want schema 1", meta)
+	}
+	api["token"] = "rotated"
+	write(t, m, "data/app/api", api)
+	if meta := read(t, m, "meta/app/api"); fmt.Sprint(meta["schema"]) != "2" || meta["updated_time"] == nil {
+		t.Errorf("a secret v2 wrote: meta %v, want schema 2 with updated_time", meta)
+	}
+	if got := read(t, m, "data/app/api"); !reflect.DeepEqual(got, api) {
+		t.Errorf("read back %v, want %v", got, api)
+	}
+}
+
+// TestUpgradeFailure: an upgrade to a v2 that cannot start fails with an
+// error naming it, and v1 goes on serving the mount with its secrets.
+func TestUpgradeFailure(t *testing.T) {
+	ctx := context.Background()
+	v1, broken := servetest.Build(t, v1Main), servetest.Build(t, brokenMain)
+	missing := filepath.Join(t.TempDir(), "vault-plugin-secrets-example")
+	p := servetest.Start(t, v1)
+	m := p.Mount(t, nil)
+	db := map[string]any{"password": "s3cr3t"}
+	write(t, m, "data/app/db", db)
+	for _, bin := range []string{broken, missing} {
+		err := p.Upgrade(ctx, bin)
+		if errors.Is(err, servetest.ErrEmulationOnly) {
+			t.Skip(err)
+		}
+		var se *servetest.StartError
+		if !errors.As(err, &se) || se.Binary != bin || !strings.Contains(err.Error(), bin) {
+			t.Errorf("upgrading to %s: want a *servetest.StartError naming it, got %v", bin, err)
+		}
+		if bin == broken && !strings.Contains(se.Cause, "${VERSION}") {
+			t.Errorf("the broken build's cause = %q, want its own reason", se.Cause)
+		}
+		if info := read(t, m, "info"); info["schema"] != nil {
+			t.Errorf("after the failed upgrade info = %v: v1 does not serve", info)
+		}
+		if got := read(t, m, "data/app/db"); !reflect.DeepEqual(got, db) {
+			t.Errorf("after the failed upgrade read %v, want %v", got, db)
+		}
+	}
+}
+
+func write(t *testing.T, m *servetest.Mount, path string, data map[string]any) {
+	t.Helper()
+	if _, err := m.Write(context.Background(), path, data); err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+}
+
+func read(t *testing.T, m *servetest.Mount, path string) map[string]any {
+	t.Helper()
+	resp, err := m.Read(context.Background(), path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return resp.Data
+}
+
+func list(t *testing.T, m *servetest.Mount, path string) any {
+	t.Helper()
+	resp, err := m.List(context.Background(), path)
+	if err != nil {
+		t.Fatalf("list %s: %v", path, err)
+	}
+	return resp.Data["keys"]
 }

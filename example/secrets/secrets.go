@@ -16,7 +16,8 @@
 //	data/<path>    create, update, read or delete a secret: any key/value pairs
 //	data/<folder>/ list the secrets and sub-folders (ending in "/") in a folder
 //	data/          list the top level
-//	info           read what this engine is
+//	meta/<path>    read when a secret was last written, and its storage schema
+//	info           read what this engine is, and the storage schema it writes
 //
 // With the binary registered as vault-plugin-secrets-example:
 //
@@ -24,20 +25,64 @@
 //	vault write kv/data/app/db username=app password=s3cr3t
 //	vault read kv/data/app/db
 //	vault list kv/data/app
+//
+// # Upgrading from v1
+//
+// This is v2 of the engine, whose storage schema differs from v1's. v1
+// stored a secret as the JSON object of its pairs (schema 1), which
+// leaves no room for anything beside them: any key may be a secret's
+// own. v2 stores a record with the pairs and the time they were written
+// (schema 2), behind a prefix that no JSON object begins with, so that
+// neither schema is ever taken for the other, whatever a secret's keys.
+// v2 reads both: it migrates a v1 secret when it reads it, and writes it
+// back in schema 2 only when the secret is next written. A read never
+// writes: it stays a read wherever Vault serves it, and cannot put back a
+// stale copy over a write that raced with it. meta/<path> tells which
+// schema a secret is stored in. The v1 engine, as released, is in
+// internal/v1; binary_test.go upgrades a mount from it to this one with
+// servetest.Plugin.Upgrade.
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/jsonutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // Name is the engine's name, as the info path reports it.
 const Name = "example-secrets"
+
+// Schema is the storage schema this version of the engine writes, as the
+// info path reports it: 2. It reads schema 1, v1's, too.
+const Schema = 2
+
+// schema2Prefix begins a secret stored in schema 2; its JSON record
+// follows. Schema 1 is a bare JSON object, which begins with "{".
+const schema2Prefix = "schema2:"
+
+// record is a secret as v2 stores it.
+type record struct {
+	Data        map[string]interface{} `json:"data"`
+	UpdatedTime time.Time              `json:"updated_time"`
+}
+
+// decodeSecret reads a stored secret of either schema, and says which:
+// v1 stored the pairs alone, and knew no update time.
+func decodeSecret(value []byte) (r record, schema int, err error) {
+	if rest, ok := bytes.CutPrefix(value, []byte(schema2Prefix)); ok {
+		err = jsonutil.DecodeJSON(rest, &r)
+		return r, 2, err
+	}
+	err = jsonutil.DecodeJSON(value, &r.Data)
+	return r, 1, err
+}
 
 // storagePrefix keeps secrets apart from anything else the engine may come
 // to store (configuration, say), so that a secret's path can never collide
@@ -122,12 +167,25 @@ func newBackend() *backend {
 					`Listing data/<folder>/ returns the secrets and sub-folders (ending in "/") in that folder.`,
 			},
 			{
+				Pattern: "meta/" + framework.MatchAllRegex("path"),
+				Fields: map[string]*framework.FieldSchema{
+					"path": {Type: framework.TypeString, Description: "The secret's path, relative to data/.", Required: true},
+				},
+				Operations: map[logical.Operation]framework.OperationHandler{
+					logical.ReadOperation: &framework.PathOperation{Callback: b.meta, Summary: "Read a secret's metadata."},
+				},
+				HelpSynopsis: "When a secret was last written, and how it is stored.",
+				HelpDescription: "Returns the storage schema the secret at data/<path> is stored in (1: written by v1, " +
+					"rewritten in schema 2 by its next write) and, for schema 2, updated_time: when it was last written. " +
+					"It shows none of the secret's pairs.",
+			},
+			{
 				Pattern: "info$",
 				Operations: map[logical.Operation]framework.OperationHandler{
 					logical.ReadOperation: &framework.PathOperation{Callback: b.info, Summary: "Describe the engine."},
 				},
 				HelpSynopsis: "What this engine is.",
-				HelpDescription: "Returns the engine's name under the key plugin. " +
+				HelpDescription: "Returns the engine's name under the key plugin, and the storage schema it writes under schema. " +
 					"It says nothing about the secrets the mount holds, so that a policy can grant it freely.",
 			},
 		},
@@ -181,11 +239,12 @@ func (b *backend) write(ctx context.Context, req *logical.Request, d *framework.
 	}
 	// req.Data, not d: the field data has the URL's path in place of any
 	// key named "path" the secret itself may hold.
-	buf, err := json.Marshal(req.Data)
+	buf, err := json.Marshal(record{Data: req.Data, UpdatedTime: time.Now().UTC()})
 	if err != nil {
 		// The message names the path only: the values are the secret.
 		return nil, fmt.Errorf("encoding the secret at %s: %w", req.Path, err)
 	}
+	buf = append([]byte(schema2Prefix), buf...)
 	// A write replaces the whole entry, so two concurrent writes need no
 	// lock: the last one wins, whole.
 	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: storagePrefix + path, Value: buf}); err != nil {
@@ -207,9 +266,29 @@ func (b *backend) read(ctx context.Context, req *logical.Request, d *framework.F
 		// Vault turns a nil response to a read into a 404.
 		return nil, nil
 	}
-	var data map[string]interface{}
-	if err := e.DecodeJSON(&data); err != nil {
+	r, _, err := decodeSecret(e.Value)
+	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", req.Path, err)
+	}
+	return &logical.Response{Data: r.Data}, nil
+}
+
+func (b *backend) meta(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	path := d.Get("path").(string)
+	if err := checkPath(path); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	e, err := req.Storage.Get(ctx, storagePrefix+path)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	r, schema, err := decodeSecret(e.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", req.Path, err)
+	}
+	data := map[string]interface{}{"schema": schema}
+	if schema > 1 {
+		data["updated_time"] = r.UpdatedTime.Format(time.RFC3339Nano)
 	}
 	return &logical.Response{Data: data}, nil
 }
@@ -248,5 +327,5 @@ func (b *backend) list(ctx context.Context, req *logical.Request, d *framework.F
 }
 
 func (b *backend) info(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
-	return &logical.Response{Data: map[string]interface{}{"plugin": Name}}, nil
+	return &logical.Response{Data: map[string]interface{}{"plugin": Name, "schema": Schema}}, nil
 }

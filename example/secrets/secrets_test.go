@@ -167,7 +167,7 @@ func TestInfoAndHelp(t *testing.T) {
 		t.Fatal(err)
 	}
 	do(t, b, s, logical.CreateOperation, "data/k", map[string]any{"v": "secret-value"})
-	if got := do(t, b, s, logical.ReadOperation, "info", nil).Data; !reflect.DeepEqual(got, map[string]any{"plugin": secrets.Name}) {
+	if got := do(t, b, s, logical.ReadOperation, "info", nil).Data; !reflect.DeepEqual(got, map[string]any{"plugin": secrets.Name, "schema": secrets.Schema}) {
 		t.Errorf("info = %v", got)
 	}
 	if b.Type() != logical.TypeLogical {

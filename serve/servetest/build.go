@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,15 @@ type buildResult struct {
 // the binary's path; it fails t if go build fails. It is Compile for
 // tests.
 //
+// pkg may also name a main package at a module version, as go install
+// takes it ("example.com/my-plugin/cmd/my-plugin@v1.4.2", or @latest): the
+// release a user runs today, to upgrade from (Plugin.Upgrade). It is
+// fetched as go install fetches it (through GOPROXY, and checked against
+// the checksum database) and built as go install builds it, outside the
+// test's module, so that the binary's build info carries the module's
+// version, which serve.Run reports to Vault. A module whose go.mod has
+// replace directives cannot be built that way, as with go install.
+//
 // When the test binary is built with -race, so is the plugin, so the race
 // detector covers the plugin side too. When the test binary is built with
 // coverage (go test -cover, -coverprofile or -coverpkg: testing.CoverMode()
@@ -51,8 +61,8 @@ type buildResult struct {
 // copy behind: in vaultplugin-servetest/KEY/ under os.UserCacheDir()
 // (~/.cache on Linux, ~/Library/Caches on macOS, %LocalAppData% on
 // Windows; the system's temporary directory if there is none), where KEY
-// is a hash of the test's working directory, pkg, and whether -race and
-// which -covermode apply. Each build relinks the binary, which marks the
+// is a hash of the test's working directory (not for a module version),
+// pkg, and whether -race and which -covermode apply. Each build relinks the binary, which marks the
 // entry used. Entries unused for a week are removed, and beyond the newest
 // 16 those unused for an hour; this pruning runs at most once an hour
 // across all test processes, so that a checkout's many test binaries do
@@ -82,7 +92,12 @@ func Compile(ctx context.Context, pkg string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("servetest: %w", err)
 	}
-	v, _ := builds.LoadOrStore(wd+"\x00"+pkg, &buildResult{sem: make(chan struct{}, 1)})
+	key := wd + "\x00" + pkg
+	if isModuleVersion(pkg) {
+		// The same wherever the test runs.
+		key = pkg
+	}
+	v, _ := builds.LoadOrStore(key, &buildResult{sem: make(chan struct{}, 1)})
 	r := v.(*buildResult)
 	select {
 	case r.sem <- struct{}{}:
@@ -116,6 +131,9 @@ func cacheRoot() string {
 func build(ctx context.Context, root, wd, pkg string) (string, error) {
 	pruneCache(root, time.Now())
 	key := fmt.Sprintf("%s\x00%s\x00race=%v", wd, pkg, raceEnabled)
+	if isModuleVersion(pkg) {
+		key = fmt.Sprintf("%s\x00race=%v", pkg, raceEnabled)
+	}
 	if mode := testing.CoverMode(); mode != "" {
 		key += "\x00cover=" + mode
 	}
@@ -128,10 +146,24 @@ func build(ctx context.Context, root, wd, pkg string) (string, error) {
 	return path, err
 }
 
+// isModuleVersion reports whether pkg names a package at a module version
+// ("example.com/m/cmd/x@v1.2.3"), which go install builds, rather than a
+// package of the test's module or a directory.
+func isModuleVersion(pkg string) bool {
+	if strings.HasPrefix(pkg, ".") || filepath.IsAbs(pkg) {
+		return false
+	}
+	path, version, ok := strings.Cut(pkg, "@")
+	return ok && path != "" && version != ""
+}
+
 // buildIn builds pkg as seen from wd into the cache entry dir.
 func buildIn(ctx context.Context, dir, wd, pkg string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("servetest: %w", err)
+	}
+	if isModuleVersion(pkg) {
+		return installIn(ctx, dir, wd, pkg)
 	}
 	final := filepath.Join(dir, filepath.Base(filepath.Clean(pkg)))
 	if runtime.GOOS == "windows" {
@@ -147,16 +179,59 @@ func buildIn(ctx context.Context, dir, wd, pkg string) (string, error) {
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	args := append([]string{"build", "-o", tmp.Name()}, buildFlags()...)
-	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+	if err := runGo(ctx, wd, pkg, append(args, pkg)); err != nil {
+		return "", err
+	}
+	return finish(tmp.Name(), final)
+}
+
+// installIn builds the package at a module version pkg into the cache
+// entry dir with go install, which alone builds a module version as its
+// main module: into a directory of this process's own (GOBIN), whose one
+// binary is then renamed into place.
+func installIn(ctx context.Context, dir, wd, pkg string) (string, error) {
+	gobin, err := os.MkdirTemp(dir, ".build-*")
+	if err != nil {
+		return "", fmt.Errorf("servetest: %w", err)
+	}
+	defer os.RemoveAll(gobin)
+	args := append([]string{"install"}, buildFlags()...)
+	if err := runGo(ctx, wd, pkg, append(args, pkg), "GOBIN="+gobin); err != nil {
+		return "", err
+	}
+	// go install names the binary after the package's last element
+	// (the one before a major version's /vN), with .exe on Windows.
+	des, err := os.ReadDir(gobin)
+	if err != nil {
+		return "", fmt.Errorf("servetest: %w", err)
+	}
+	if len(des) != 1 {
+		return "", fmt.Errorf("servetest: go install %s wrote %d files, want one binary", pkg, len(des))
+	}
+	return finish(filepath.Join(gobin, des[0].Name()), filepath.Join(dir, des[0].Name()))
+}
+
+// runGo runs the go command with args in wd, with env added, for pkg.
+func runGo(ctx context.Context, wd, pkg string, args []string, env ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = wd
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if ctx.Err() != nil {
 			// The kill's "signal: killed" would hide why.
 			err = ctx.Err()
 		}
-		return "", fmt.Errorf("servetest: go build %s: %w\n%s", pkg, err, out)
+		return fmt.Errorf("servetest: go %s %s: %w\n%s", args[0], pkg, err, out)
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	return nil
+}
+
+// finish renames the binary built at tmp to final, its place in the
+// cache entry, and marks the entry used.
+func finish(tmp, final string) (string, error) {
+	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("servetest: %w", err)
 	}
 	// The binary's time is when the entry was last used, which pruneCache

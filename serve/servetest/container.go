@@ -136,7 +136,7 @@ func (c *config) unixSocketConfig() *goplugin.UnixSocketConfig {
 // Vault. go-plugin makes it only when it runs the plugin through a
 // RunnerFunc; servetest starts a command, so that go-plugin reports the
 // process id.
-func (p *Process) startSocketDir() (string, error) {
+func (p *child) startSocketDir() (string, error) {
 	dir, err := os.MkdirTemp("", "plugin-dir")
 	if err != nil {
 		return "", err

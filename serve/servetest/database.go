@@ -16,6 +16,8 @@ import (
 type Database struct {
 	// Process is the running process: its id, logs, Kill and Close.
 	*Process
+
+	conns *registry[*dbConn] // every connection made, for Upgrade and Reload
 }
 
 // NewDatabase is New for a database plugin: the database handshake cookie
@@ -31,11 +33,11 @@ func NewDatabase(ctx context.Context, bin string, opts ...Option) (*Database, er
 	if c.hostBin() != "" {
 		return newDatabaseOnHost(ctx, bin, c)
 	}
-	proc, err := launch(ctx, bin, c)
+	proc, err := newProcess(ctx, bin, c)
 	if err != nil {
 		return nil, err
 	}
-	return &Database{Process: proc}, nil
+	return &Database{Process: proc, conns: &registry[*dbConn]{}}, nil
 }
 
 // StartDatabase is NewDatabase for tests: it fails t on error and closes
@@ -74,17 +76,23 @@ func (d *Database) newConnection(ctx context.Context) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, client, err := d.instanceConn()
+	id, err := newID()
 	if err != nil {
 		unreserve()
 		return nil, err
 	}
-	db, err := dbplugin.NewPluginClient(ctx, runner{client: client}, pluginutil.PluginClientConfig{Name: "servetest"})
+	d.swap.RLock()
+	defer d.swap.RUnlock()
+	c := &dbConn{d: d, id: id}
+	ch := d.serving()
+	db, err := d.openOn(ctx, c, ch, false)
 	if err != nil {
 		unreserve()
-		return nil, fmt.Errorf("servetest: dispensing the database: %w", err)
+		return nil, fmt.Errorf("servetest: %w", err)
 	}
-	return &Connection{Database: db, close: d.track(func(context.Context) error { return db.Close() })}, nil
+	c.set(db, ch)
+	d.conns.add(c)
+	return &Connection{Database: c, db: c, close: d.track(func(context.Context) error { return c.shut(true) })}, nil
 }
 
 // Connect is NewConnection for tests: it fails t on error and closes the
@@ -103,17 +111,30 @@ func (d *Database) Connect(t testing.TB) *Connection {
 // which Vault's database engine holds per `database/config/NAME`, and so a
 // dbplugin.Database and, like Vault's client, a logical.PluginVersioner.
 // Its methods Configure, NewCredentials, RenewCredentials,
-// RotatePassword and Revoke drive the plugin as the engine's endpoints do.
+// RotatePassword and Revoke drive the plugin as the engine's endpoints do,
+// and open the connection anew, as the engine does, after a call found
+// its process gone. Database.Upgrade and Reload replace the instance
+// behind it; the Connection stays valid.
 type Connection struct {
 	dbplugin.Database
 	close func(context.Context) error
+	db    *dbConn   // Database: the instance serving now; nil on a real host
 	host  *hostConn // on a real host; nil in the emulation
 }
 
 // Close closes the connection once, whether the test, its cleanup or
 // Database.Close calls it first: the SDK's client would send the plugin a
-// second Close for an instance it has already dropped.
-func (c *Connection) Close() error { return c.close(context.Background()) }
+// second Close for an instance it has already dropped. A connection whose
+// process has exited has nothing left to close. On a real host it deletes
+// the engine's connection (ENGINE/config/NAME).
+func (c *Connection) Close() error {
+	if c.host != nil {
+		return c.close(context.Background())
+	}
+	c.db.d.swap.RLock()
+	defer c.db.d.swap.RUnlock()
+	return c.close(context.Background())
+}
 
 // PluginVersion is the plugin's version, as the SDK's client reports it
 // to Vault (dbplugin.DatabasePluginClient is a logical.PluginVersioner).

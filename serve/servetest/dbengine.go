@@ -63,7 +63,11 @@ func (c *Connection) Configure(ctx context.Context, config map[string]any) (map[
 			conf[k] = v
 		}
 	}
-	resp, err := c.Initialize(ctx, dbplugin.InitializeRequest{Config: conf, VerifyConnection: verify})
+	var resp dbplugin.InitializeResponse
+	err := c.engine(ctx, false, func(db dbplugin.Database) (err error) {
+		resp, err = db.Initialize(ctx, dbplugin.InitializeRequest{Config: conf, VerifyConnection: verify})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("servetest: Initialize: %w", err)
 	}
@@ -89,13 +93,17 @@ func (c *Connection) NewCredentials(ctx context.Context, role Role) (Credentials
 		ttl = DefaultLeaseTTL
 	}
 	expiration := time.Now().Add(ttl).Add(credentialExpiryBuffer)
-	resp, err := c.NewUser(ctx, dbplugin.NewUserRequest{
-		UsernameConfig:     dbplugin.UsernameMetadata{DisplayName: vaultDisplayName, RoleName: role.Name},
-		Statements:         dbplugin.Statements{Commands: role.Creation},
-		RollbackStatements: dbplugin.Statements{Commands: role.Rollback},
-		CredentialType:     dbplugin.CredentialTypePassword,
-		Password:           password,
-		Expiration:         expiration,
+	var resp dbplugin.NewUserResponse
+	err = c.engine(ctx, true, func(db dbplugin.Database) (err error) {
+		resp, err = db.NewUser(ctx, dbplugin.NewUserRequest{
+			UsernameConfig:     dbplugin.UsernameMetadata{DisplayName: vaultDisplayName, RoleName: role.Name},
+			Statements:         dbplugin.Statements{Commands: role.Creation},
+			RollbackStatements: dbplugin.Statements{Commands: role.Rollback},
+			CredentialType:     dbplugin.CredentialTypePassword,
+			Password:           password,
+			Expiration:         expiration,
+		})
+		return err
 	})
 	if err != nil {
 		return Credentials{}, fmt.Errorf("servetest: NewUser: %w", err)
@@ -112,12 +120,15 @@ func (c *Connection) RenewCredentials(ctx context.Context, role Role, username s
 	if c.host != nil {
 		return c.host.renewCredentials(ctx, username, ttl)
 	}
-	_, err := c.UpdateUser(ctx, dbplugin.UpdateUserRequest{
-		Username: username,
-		Expiration: &dbplugin.ChangeExpiration{
-			NewExpiration: time.Now().Add(ttl),
-			Statements:    dbplugin.Statements{Commands: role.Renewal},
-		},
+	err := c.engine(ctx, true, func(db dbplugin.Database) error {
+		_, err := db.UpdateUser(ctx, dbplugin.UpdateUserRequest{
+			Username: username,
+			Expiration: &dbplugin.ChangeExpiration{
+				NewExpiration: time.Now().Add(ttl),
+				Statements:    dbplugin.Statements{Commands: role.Renewal},
+			},
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("servetest: UpdateUser (expiration): %w", err)
@@ -136,10 +147,13 @@ func (c *Connection) RotatePassword(ctx context.Context, username string) (strin
 	if err != nil {
 		return "", err
 	}
-	_, err = c.UpdateUser(ctx, dbplugin.UpdateUserRequest{
-		Username:       username,
-		CredentialType: dbplugin.CredentialTypePassword,
-		Password:       &dbplugin.ChangePassword{NewPassword: password},
+	err = c.engine(ctx, true, func(db dbplugin.Database) error {
+		_, err := db.UpdateUser(ctx, dbplugin.UpdateUserRequest{
+			Username:       username,
+			CredentialType: dbplugin.CredentialTypePassword,
+			Password:       &dbplugin.ChangePassword{NewPassword: password},
+		})
+		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("servetest: UpdateUser (password): %w", err)
@@ -153,9 +167,12 @@ func (c *Connection) Revoke(ctx context.Context, role Role, username string) err
 	if c.host != nil {
 		return c.host.revoke(ctx, username)
 	}
-	_, err := c.DeleteUser(ctx, dbplugin.DeleteUserRequest{
-		Username:   username,
-		Statements: dbplugin.Statements{Commands: role.Revocation},
+	err := c.engine(ctx, true, func(db dbplugin.Database) error {
+		_, err := db.DeleteUser(ctx, dbplugin.DeleteUserRequest{
+			Username:   username,
+			Statements: dbplugin.Statements{Commands: role.Revocation},
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("servetest: DeleteUser: %w", err)

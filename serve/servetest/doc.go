@@ -108,13 +108,80 @@
 //   - Request headers are never passed through (a mount without
 //     passthrough_request_headers), and responses lose theirs.
 //
+// # Upgrades, reloads and restarts
+//
+// What an operator does to a plugin that runs, a test does to a Plugin,
+// and keeps using the same Mounts throughout:
+//
+//	p := servetest.Start(t, servetest.Build(t, "example.com/my-plugin/cmd/my-plugin@v1.4.2")) // what users run today
+//	m := p.Mount(t, nil)
+//	m.Write(ctx, "role/web", data)
+//	err := p.Upgrade(ctx, servetest.Build(t, "./cmd/my-plugin")) // the working tree
+//	m.Read(ctx, "role/web")            // v1.4.2's state, read by the new code
+//
+// Upgrade is what moves a mount to a new binary in Vault: `vault plugin
+// register` of its sha256 and version, `vault secrets tune
+// -plugin-version` (or `vault auth tune`) of each mount, and `vault
+// plugin reload`. Vault's reload, and so servetest's, cleans each mount's
+// backend up (Cleanup, with the SDK's reload context), stops the process,
+// starts the binary and sets each mount up again: Setup with the mount's
+// configuration, then Initialize, on the same storage. A Mount keeps its
+// ID, MountPoint, accessor, Storage and leases; its requests carry the new
+// binary's version and sha256. Reload is `vault plugin reload` alone. A
+// binary built from a module version (Build's "module/cmd/x@v1.4.2") is
+// the release users run, to upgrade from.
+//
+// If the new binary does not start, or cannot set a mount up, Upgrade
+// fails with an error naming it and the version it reports (when it got
+// far enough to tell), wrapping the *StartError, and the plugin serves the
+// old binary again, started anew. Vault gets back to the old binary too,
+// but not as cleanly: its registration only logs a warning for a binary
+// that does not start (the version check is best-effort), a failed reload
+// leaves the mount on its old backend, which starts the old version again
+// on the next request, and the new registration and tuned version stay,
+// to fail again at the next unseal, until the operator deregisters and
+// tunes back.
+//
+// A plugin process that dies (Process.Kill plays a crash) is restarted by
+// Vault on the next request to one of its mounts: the call fails with the
+// SDK's ErrPluginShutdown, Vault's plugin backend starts the binary again,
+// sets that mount up anew (Setup, Initialize: the dead process's Cleanup
+// never runs) and sends the request once more, so the client sees no
+// error. servetest does the same in all of Mount's request methods (Read,
+// Write, List, Delete, Login, Do, Renew, Revoke, RevokePrefix, RenewToken,
+// and the revocations of Plugin.Advance): Kill, then the next request
+// restarts the plugin, as Vault does. Each mount moves to the new process
+// on its own next request; Exited then reports false again and PID names
+// the new process, so a test that must see a crash checks them right after
+// the request that could cause it. The Backend's own methods
+// (HandleRequest and the rest) are the raw calls and fail after a Kill, as
+// the SDK's client does.
+//
+// Database plugins follow Vault's database engine. Database.Upgrade and
+// Reload close each connection (the plugin's Close), start the binary and
+// open each Connection anew, initialized with what the engine stored of
+// its configuration: the config the plugin's last Initialize answered
+// with, and verify_connection. After a Kill the engine fails the call
+// that finds the process gone and opens the connection anew on the next
+// one: so do a Connection's engine methods (Configure, NewCredentials,
+// RenewCredentials, RotatePassword, Revoke); its dbplugin.Database methods
+// are the raw calls.
+//
+// On a reload of a plugin that multiplexes, Vault 1.21 calls the
+// plugin's Cleanup itself only for the first mount: the plugin catalog
+// kills the process after it. A serve.Run plugin cleans its other mounts
+// up in its own stop, so it sees one Cleanup per mount (seen on 1.21.0);
+// a bare SDK main sees only the first. servetest calls each mount's
+// Cleanup, once.
+//
 // Secrets engines and auth methods start as a Plugin, which makes Mounts;
 // database plugins start as a Database, which makes Connections, with
 // helpers for the database engine's sequence (Configure, NewCredentials,
 // RenewCredentials, RotatePassword, Revoke). They are different types so
 // that mounting a database plugin, which Vault never does, does not
 // compile. Both embed the Process, which holds what is common: the process
-// id, its logs, Kill and Close.
+// id, its logs, Kill and Close; an upgrade, a reload or a restart replaces
+// the OS process behind it, not the Process.
 //
 // Names follow one rule. What takes a testing.TB fails it on error and
 // cleans up what it made when the test ends; each has a twin that returns

@@ -26,7 +26,7 @@ func newDatabaseOnHost(ctx context.Context, bin string, c *config) (_ *Database,
 	}
 	defer func() {
 		if err != nil {
-			proc.release()
+			proc.host.release()
 		}
 	}()
 	h := proc.host
@@ -37,12 +37,12 @@ func newDatabaseOnHost(ctx context.Context, bin string, c *config) (_ *Database,
 		return nil, fmt.Errorf("servetest: enabling the database engine at %s on %s: %w", h.engine, h.srv.info.Name, err)
 	}
 	h.mount.Store(int64(time.Since(start)))
-	proc.undo = append(proc.undo, func() {
+	h.undo = append(h.undo, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		_, _ = api.call(ctx, "DELETE", "sys/mounts/"+h.name, nil)
 	})
-	return &Database{Process: proc}, nil
+	return &Database{Process: proc, conns: &registry[*dbConn]{}}, nil
 }
 
 // hostConn is a Connection's part on a real host: the engine's connection

@@ -35,6 +35,24 @@ type hostProcess struct {
 
 	engine string     // a database plugin's engine path, "NAME/"
 	roleMu sync.Mutex // a database engine's roles are defined and read one at a time
+
+	// undo holds what takes launchOnHost's steps back, in the order the
+	// steps were taken; release runs it last first, once, as a child's.
+	undo        []func()
+	releaseOnce sync.Once
+}
+
+// release undoes launchOnHost, last step first, once: Close calls it, and
+// a failed start. It does nothing for nil (the emulation).
+func (h *hostProcess) release() {
+	if h == nil {
+		return
+	}
+	h.releaseOnce.Do(func() {
+		for i := len(h.undo) - 1; i >= 0; i-- {
+			h.undo[i]()
+		}
+	})
 }
 
 // probed is what a plugin binary said of itself when started in the
@@ -155,10 +173,10 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 	default:
 		h.typ = "secret"
 	}
-	p := &Process{sha256: hexSum, logs: h.logs, host: h, info: srv.info}
+	p := &Process{conf: c, info: srv.info, host: h, logs: []*lineLog{h.logs}}
 	defer func() {
 		if err != nil {
-			p.release()
+			h.release()
 		}
 	}()
 	base := c.pluginName
@@ -174,11 +192,11 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 	if err := linkOrCopy(bin, h.file); err != nil {
 		return nil, fmt.Errorf("servetest: copying %s into the %s plugin directory: %w", bin, srv.info.Name, err)
 	}
-	p.undo = append(p.undo, func() { os.Remove(h.file) })
+	h.undo = append(h.undo, func() { os.Remove(h.file) })
 	// The host's log lines for this plugin: its own records, which the
 	// host re-logs under the catalog name, and the host's about it.
 	sub := &hostLogSub{match: h.name, lines: h.logs, stderr: c.stderr, logger: c.logger}
-	p.undo = append(p.undo, srv.log.subscribe(sub))
+	h.undo = append(h.undo, srv.log.subscribe(sub))
 
 	env := append([]string(nil), c.env...)
 	if dir := coverDir(); dir != "" {
@@ -194,7 +212,7 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 		return nil, fmt.Errorf("servetest: registering %s in the %s catalog: %w", bin, srv.info.Name, err)
 	}
 	h.reg = time.Since(start)
-	p.undo = append(p.undo, func() {
+	h.undo = append(h.undo, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		q := ""
@@ -206,7 +224,7 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 	// Whatever runs the copy once the mounts are gone: the host stops a
 	// plugin when its last mount goes, and Close waits for that, then
 	// kills what is left (a process the host lost track of).
-	p.undo = append(p.undo, func() { h.waitGone(closeTimeout) })
+	h.undo = append(h.undo, func() { h.waitGone(closeTimeout) })
 	return p, nil
 }
 
@@ -282,9 +300,9 @@ func newOnHost(ctx context.Context, bin string, c *config) (*Plugin, error) {
 		Process:      proc,
 		vaultVersion: proc.info.Version,
 		name:         proc.host.name,
-		sha256:       proc.sha256,
 		defaultTTL:   c.defaultTTL,
 		maxTTL:       c.maxTTL,
+		mounts:       &registry[*Mount]{},
 	}, nil
 }
 
@@ -344,7 +362,7 @@ func (p *Plugin) newMountOnHost(ctx context.Context, config map[string]string) (
 	m := &Mount{
 		Backend:    &hostBackend{typ: h.probe.typ, paths: h.probe.paths, version: running},
 		MountPoint: mountPoint, MountType: typ, MountAccessor: accessor,
-		class: h.typ, host: &hostMount{srv: h.srv},
+		class: h.typ, plugin: p, host: &hostMount{srv: h.srv},
 	}
 	m.cleanup = p.track(disable)
 	return m, nil

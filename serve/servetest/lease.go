@@ -715,7 +715,11 @@ func (m *Mount) expirationRequest(ctx context.Context, req *logical.Request, con
 	m.route(req, req.Path, "")
 	req.ID = ""
 	req.Connection = conn
-	resp, err := m.Backend.HandleRequest(ctx, req)
+	var resp *logical.Response
+	err := m.call(ctx, func(be logical.Backend) (err error) {
+		resp, err = be.HandleRequest(ctx, req)
+		return err
+	})
 	if resp != nil {
 		resp.Headers = nil
 		if resp.Auth != nil {

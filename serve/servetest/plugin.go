@@ -23,18 +23,22 @@ type Plugin struct {
 	vaultVersion  string
 	metadataMode  bool
 	name          string // the name the plugin is registered and mounted under
-	sha256        string
 	defaultTTL    time.Duration
 	maxTTL        time.Duration
 	token         string // the client token of every request, before salting
 	tokenAccessor string
 	mounted       atomic.Int64
-	exp           *expiration // the host's leases and clock, for all mounts
+	exp           *expiration       // the host's leases and clock, for all mounts
+	mounts        *registry[*Mount] // every mount made, for Upgrade and Reload
 }
 
 // Mount is one backend instance in the plugin process, as one Vault mount.
 type Mount struct {
-	// Backend is the instance, reached through the gRPC boundary.
+	// Backend is the instance, reached through the gRPC boundary: the
+	// instance in the process that serves the mount now, which a reload,
+	// an upgrade or a restart replaces (see Plugin.Upgrade), as Vault's
+	// route entry holds its plugin's backend. Its methods are the raw
+	// calls: they never restart a process that died.
 	logical.Backend
 	// Storage is the mount's storage, which the plugin reads and writes
 	// through the broker as it would Vault's; a test may inspect it. It
@@ -57,16 +61,16 @@ type Mount struct {
 	// "NAME_" or "auth_NAME_" and eight hex digits, as Vault makes them.
 	MountAccessor string
 
-	uuid           string   // salts the client token, as the mount's UUID does
-	token          string   // the client token before salting
-	tokenAccessor  string   // the token's accessor
-	class          string   // "secret" or "auth"
-	runningVersion string   // as registered with the plugin's own version
-	runningSha256  string   // the binary's
-	loginPaths     []string // the backend's unauthenticated paths
-	exp            *expiration
-	defaultTTL     time.Duration // the mount's default_lease_ttl
-	maxTTL         time.Duration // the mount's max_lease_ttl
+	uuid          string // salts the client token, as the mount's UUID does
+	token         string // the client token before salting
+	tokenAccessor string // the token's accessor
+	class         string // "secret" or "auth"
+	exp           *expiration
+	defaultTTL    time.Duration     // the mount's default_lease_ttl
+	maxTTL        time.Duration     // the mount's max_lease_ttl
+	config        map[string]string // what Setup is given, for each instance
+	plugin        *Plugin
+	inst          *instance // Backend: the instance serving now
 
 	cleanup func(context.Context) error // the backend's Cleanup, once
 	host    *hostMount                  // on a real host; nil in the emulation
@@ -78,7 +82,11 @@ type Mount struct {
 // leases are dropped without revoking them (see the package doc's known
 // limits): RevokePrefix(ctx, m.MountPoint) first revokes them as Vault's
 // unmount does.
-func (m *Mount) Cleanup(ctx context.Context) { _ = m.cleanup(ctx) }
+func (m *Mount) Cleanup(ctx context.Context) {
+	m.plugin.swap.RLock()
+	defer m.plugin.swap.RUnlock()
+	_ = m.cleanup(ctx)
+}
 
 // New starts the secrets engine or auth method plugin binary bin as Vault
 // would and waits for its handshake; ctx's deadline, if any, bounds the
@@ -93,7 +101,7 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 	if c.hostBin() != "" {
 		return newOnHost(ctx, bin, c)
 	}
-	proc, err := launch(ctx, bin, c)
+	proc, err := newProcess(ctx, bin, c)
 	if err != nil {
 		return nil, err
 	}
@@ -116,12 +124,12 @@ func New(ctx context.Context, bin string, opts ...Option) (*Plugin, error) {
 		vaultVersion:  c.vaultVersion,
 		metadataMode:  c.metadataMode,
 		name:          name,
-		sha256:        proc.sha256,
 		defaultTTL:    c.defaultTTL,
 		maxTTL:        c.maxTTL,
 		token:         "hvs." + token,
 		tokenAccessor: accessor[:24],
 		exp:           newExpiration(),
+		mounts:        &registry[*Mount]{},
 	}, nil
 }
 
@@ -151,34 +159,28 @@ func (p *Plugin) NewMount(ctx context.Context, config map[string]string) (*Mount
 	if err != nil {
 		return nil, err
 	}
+	p.swap.RLock()
 	m, err := p.newMount(ctx, config)
+	p.swap.RUnlock()
 	if err != nil {
 		unreserve()
 		return nil, err
 	}
-	be := m.Backend
 	m.cleanup = p.track(func(ctx context.Context) error {
 		p.exp.forget(m)
-		be.Cleanup(ctx)
+		m.inst.cleanup(ctx)
 		return nil
 	})
+	p.mounts.add(m)
 	return m, nil
 }
 
+// newMount mounts the plugin as Vault's mount does: a new instance, with
+// its storage, path and accessor. The caller holds swap for reading.
 func (p *Plugin) newMount(ctx context.Context, config map[string]string) (*Mount, error) {
-	id, client, err := p.instanceConn()
+	id, err := newID()
 	if err != nil {
 		return nil, err
-	}
-	be, err := sdkplugin.Dispense(p.rpc, client)
-	if err != nil {
-		return nil, fmt.Errorf("servetest: dispensing the backend: %w", err)
-	}
-	storage := &logical.InmemStorage{}
-	n := p.mounted.Add(1)
-	name := p.name
-	if n > 1 {
-		name = fmt.Sprintf("%s-%d", name, n)
 	}
 	// Vault's mount passes the operator's options with what it adds
 	// (vault/mount.go newLogicalBackend, auth.go newCredentialBackend):
@@ -189,35 +191,29 @@ func (p *Plugin) newMount(ctx context.Context, config map[string]string) (*Mount
 		conf[k] = v
 	}
 	conf["plugin_name"] = p.name
-	err = be.Setup(ctx, &logical.BackendConfig{
-		StorageView: storage,
-		Logger:      hclog.NewNullLogger(),
-		System:      newSystemView(p.vaultVersion, p.defaultTTL, p.maxTTL),
-		Config:      conf,
-		BackendUUID: id,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("servetest: setting up the mount: %w", err)
-	}
-	// A host in metadata mode only sets a backend up to ask for its
-	// type and version; the SDK refuses Initialize then.
-	if !p.metadataMode {
-		if err := be.Initialize(ctx, &logical.InitializationRequest{Storage: storage}); err != nil {
-			be.Cleanup(ctx)
-			return nil, fmt.Errorf("servetest: initializing the mount: %w", err)
-		}
-	}
 	m := &Mount{
-		Backend: be, Storage: storage, ID: id, MountType: p.name, uuid: id, token: p.token, tokenAccessor: p.tokenAccessor, runningSha256: p.sha256,
-		exp: p.exp, defaultTTL: p.defaultTTL, maxTTL: p.maxTTL,
+		Storage: &logical.InmemStorage{}, ID: id, MountType: p.name, uuid: id, token: p.token, tokenAccessor: p.tokenAccessor,
+		exp: p.exp, defaultTTL: p.defaultTTL, maxTTL: p.maxTTL, config: conf, plugin: p,
 	}
+	n := p.mounted.Add(1)
+	name := p.name
+	if n > 1 {
+		name = fmt.Sprintf("%s-%d", name, n)
+	}
+	in, err := p.setUp(ctx, m, p.serving())
+	if err != nil {
+		return nil, fmt.Errorf("servetest: %w", err)
+	}
+	m.inst = &instance{}
+	m.inst.set(in)
+	m.Backend = m.inst
 	m.class, m.MountPoint = "secret", name+"/"
-	if be.Type() == logical.TypeCredential {
+	if in.be.Type() == logical.TypeCredential {
 		m.class, m.MountPoint = "auth", "auth/"+name+"/"
 	}
 	accessor, err := newID()
 	if err != nil {
-		be.Cleanup(ctx)
+		in.be.Cleanup(ctx)
 		return nil, err
 	}
 	// vault/mount.go generateMountAccessor: TYPE_ and eight hex digits;
@@ -226,13 +222,44 @@ func (p *Plugin) newMount(ctx context.Context, config map[string]string) (*Mount
 	if m.class == "auth" {
 		m.MountAccessor = "auth_" + m.MountAccessor
 	}
+	return m, nil
+}
+
+// setUp makes m's backend instance in the process ch, with m's
+// multiplexing id, storage and configuration: Setup, then Initialize, as
+// Vault's mount and its reload do (vault/mount.go, plugin_reload.go
+// reloadBackendCommon). On failure nothing of the instance is left.
+func (p *Plugin) setUp(ctx context.Context, m *Mount, ch *child) (*instanceState, error) {
+	be, err := sdkplugin.Dispense(ch.rpc, ch.instanceConn(m.ID))
+	if err != nil {
+		return nil, fmt.Errorf("dispensing the backend: %w", err)
+	}
+	err = be.Setup(ctx, &logical.BackendConfig{
+		StorageView: m.Storage,
+		Logger:      hclog.NewNullLogger(),
+		System:      newSystemView(p.vaultVersion, p.defaultTTL, p.maxTTL),
+		Config:      m.config,
+		BackendUUID: m.ID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting up the mount: %w", err)
+	}
+	// A host in metadata mode only sets a backend up to ask for its
+	// type and version; the SDK refuses Initialize then.
+	if !p.metadataMode {
+		if err := be.Initialize(ctx, &logical.InitializationRequest{Storage: m.Storage}); err != nil {
+			be.Cleanup(ctx)
+			return nil, fmt.Errorf("initializing the mount: %w", err)
+		}
+	}
+	in := &instanceState{be: be, on: ch, sha256: ch.sha256}
 	if v, ok := be.(logical.PluginVersioner); ok {
-		m.runningVersion = v.PluginVersion().Version
+		in.version = v.PluginVersion().Version
 	}
 	if sp := be.SpecialPaths(); sp != nil {
-		m.loginPaths = sp.Unauthenticated
+		in.loginPaths = sp.Unauthenticated
 	}
-	return m, nil
+	return in, nil
 }
 
 // Mount is NewMount for tests: it fails t on error and cleans the mount up

@@ -146,7 +146,11 @@ func (m *Mount) Do(ctx context.Context, req *logical.Request) (*logical.Response
 		}
 		req.Operation = op
 	}
-	resp, err := m.Backend.HandleRequest(ctx, req)
+	var resp *logical.Response
+	err := m.call(ctx, func(be logical.Backend) (err error) {
+		resp, err = be.HandleRequest(ctx, req)
+		return err
+	})
 	if resp != nil {
 		// router.go routeCommon: no allowed_response_headers on the mount.
 		resp.Headers = nil
@@ -205,7 +209,8 @@ func (m *Mount) route(req *logical.Request, path, token string) {
 	req.Path = path
 	req.MountPoint = m.MountPoint
 	req.MountType = m.MountType
-	setMountInfo(req, m.runningVersion, m.runningSha256, m.class)
+	st := m.inst.state()
+	setMountInfo(req, st.version, st.sha256, m.class)
 	req.Storage = m.Storage
 	req.ClientToken = saltID(m.uuid, token)
 	if token != "" {
@@ -232,7 +237,11 @@ func (m *Mount) route(req *logical.Request, path, token string) {
 // a user error (as the framework's invalid fields are) and Vault's
 // "internal error" otherwise, which hides the backend's message.
 func (m *Mount) existenceCheck(ctx context.Context, req *logical.Request) (logical.Operation, error) {
-	checked, exists, err := m.Backend.HandleExistenceCheck(ctx, req)
+	var checked, exists bool
+	err := m.call(ctx, func(be logical.Backend) (err error) {
+		checked, exists, err = be.HandleExistenceCheck(ctx, req)
+		return err
+	})
 	switch {
 	case errors.Is(err, logical.ErrUnsupportedPath):
 		checked = false
@@ -464,7 +473,7 @@ func (m *Mount) isLoginPath(path string) bool {
 	var bestPrefix, found bool
 	var wildcards [][]string
 	var wildcardPrefix []bool
-	for _, p := range m.loginPaths {
+	for _, p := range m.inst.state().loginPaths {
 		prefix := strings.HasSuffix(p, "*")
 		p = strings.TrimSuffix(p, "*")
 		if strings.Contains(p, "+") {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +35,45 @@ import (
 const closeTimeout = 5 * time.Second
 
 // Process is a running plugin process, started as Vault starts one. Plugin
-// and Database embed it: what is here is common to both kinds.
+// and Database embed it: what is here is common to both kinds. A Plugin's
+// process can be replaced while the Plugin lives (Plugin.Upgrade and
+// Reload, or a request after the process died, as Vault restarts it):
+// the methods here answer for the process that serves now, and Logs for
+// all of them.
 type Process struct {
+	// cur is the OS process serving now. Only adopt replaces it, its
+	// caller holding swap.
+	cur atomic.Pointer[child]
+
+	// swap is held for reading by each call to a mount's or
+	// connection's backend that may need the process restarted (as
+	// Vault's route entry lock is held by requests) and for writing
+	// while processes are swapped, so that a swap waits for the calls in
+	// flight and none starts during it.
+	swap sync.RWMutex
+
+	conf *config // the host New played: what a restart plays again
+	info Host    // what Host returns
+
+	// host is the plugin's part on a real host (HostEnv, WithHost),
+	// where no child runs: the host starts, restarts and replaces the
+	// plugin's processes itself. nil in the emulation.
+	host *hostProcess
+
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	closed    bool
+	instances int                           // mounts or connections made
+	closers   []func(context.Context) error // each instance's Cleanup or Close
+	logs      []*lineLog                    // each process's stderr, oldest first
+	secrets   []string                      // what the host handed each process
+}
+
+// child is one OS process of a plugin binary, as go-plugin's client runs
+// it.
+type child struct {
+	bin       string
 	client    *goplugin.Client
 	rpc       goplugin.ClientProtocol
 	conn      grpc.ClientConnInterface
@@ -45,26 +83,49 @@ type Process struct {
 	handshake time.Duration
 	logs      *lineLog
 	secrets   []string
-	info      Host         // what Host returns
-	host      *hostProcess // on a real host; nil in the emulation
 
 	// undo holds what takes launch's steps back, in the order the steps
 	// were taken; release runs it last first: the process, then the
 	// legacy host's server, then its files. A failed launch and Close
 	// both end in release, so there is one way down.
-	undo      []func()
-	closeOnce sync.Once
-
-	mu        sync.Mutex
-	closed    bool
-	instances int                           // mounts or connections made
-	closers   []func(context.Context) error // each instance's Cleanup or Close
+	undo        []func()
+	releaseOnce sync.Once
 }
+
+// newProcess starts bin as the host described by c would; see launch.
+func newProcess(ctx context.Context, bin string, c *config) (*Process, error) {
+	ch, err := launch(ctx, bin, c)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{conf: c, info: Host{Name: "servetest", Version: c.vaultVersion}}
+	return p, p.adopt(ch)
+}
+
+// adopt makes ch the process that serves from now on. The caller holds
+// swap for writing, or p is new. A Process closed meanwhile (Close does
+// not wait for a swap) adopts nothing: ch is stopped, and the error says
+// so.
+func (p *Process) adopt(ch *child) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		ch.release()
+		return errors.New("servetest: the plugin is closed")
+	}
+	p.logs = append(p.logs, ch.logs)
+	p.secrets = append(p.secrets, ch.secrets...)
+	p.cur.Store(ch)
+	return nil
+}
+
+// serving is the process that serves now.
+func (p *Process) serving() *child { return p.cur.Load() }
 
 // launch starts bin as the host described by c would and waits for its
 // handshake. On failure everything it started is stopped again.
-func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) {
-	p := &Process{logs: &lineLog{}, info: Host{Name: "servetest", Version: c.vaultVersion}}
+func launch(ctx context.Context, bin string, c *config) (_ *child, err error) {
+	p := &child{bin: bin, logs: &lineLog{}}
 	defer func() {
 		if err != nil {
 			// Asked before release kills it: go-plugin reports the
@@ -117,7 +178,7 @@ func launch(ctx context.Context, bin string, c *config) (_ *Process, err error) 
 
 // startLegacyHost starts Vault's side of the wrap-token TLS path, with
 // its CA file in a directory of its own, and registers their removal.
-func (p *Process) startLegacyHost() (*wraphost.Host, error) {
+func (p *child) startLegacyHost() (*wraphost.Host, error) {
 	dir, err := os.MkdirTemp("", "servetest-legacy-")
 	if err != nil {
 		return nil, err
@@ -213,7 +274,7 @@ func (c *config) pluginSets() (goplugin.HandshakeConfig, map[int]goplugin.Plugin
 // handshakeWith starts the process through client, reads its handshake,
 // and asks the plugin whether it multiplexes, as Vault does before the
 // first mount.
-func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) error {
+func (p *child) handshakeWith(ctx context.Context, client *goplugin.Client) error {
 	start := time.Now()
 	rpc, err := client.Client()
 	if err != nil {
@@ -254,12 +315,32 @@ func (p *Process) handshakeWith(ctx context.Context, client *goplugin.Client) er
 // only without a runner).
 func stopClient(client *goplugin.Client) { client.Kill() }
 
-// release undoes launch, last step first. Close calls it once, and a
-// failed launch instead of returning the Process.
-func (p *Process) release() {
-	for i := len(p.undo) - 1; i >= 0; i-- {
-		p.undo[i]()
+// release undoes launch, last step first, once: Close calls it, a swap
+// for the process it replaces, and a failed launch instead of returning
+// the child.
+func (p *child) release() {
+	if p == nil {
+		return
 	}
+	p.releaseOnce.Do(func() {
+		for i := len(p.undo) - 1; i >= 0; i-- {
+			p.undo[i]()
+		}
+	})
+}
+
+// exited reports whether the process has exited; no process (a Process
+// that New or NewDatabase did not make) has none running.
+func (p *child) exited() bool { return p == nil || p.client.Exited() }
+
+// open returns an error once the Process is closed.
+func (p *Process) open() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("servetest: the plugin is closed")
+	}
+	return nil
 }
 
 // reserve claims a place for one more mount or connection (what): a
@@ -271,7 +352,7 @@ func (p *Process) reserve(what, kind string) (unreserve func(), err error) {
 	switch {
 	case p.closed:
 		return nil, errors.New("servetest: the plugin is closed")
-	case !p.multiplex && p.instances > 0:
+	case !p.serving().multiplex && p.instances > 0:
 		return nil, notMultiplexed(what, kind)
 	}
 	p.instances++
@@ -285,7 +366,9 @@ func (p *Process) reserve(what, kind string) (unreserve func(), err error) {
 // track registers stop, the shutdown of one mount or connection, for
 // Close, and returns it made to run once: a later call returns the first
 // call's result. Vault shuts an instance down once, and a plugin may
-// rightly complain about a second time.
+// rightly complain about a second time. stop itself skips an instance
+// whose process has exited (a test may kill it): a call to a dead process
+// could only fail.
 func (p *Process) track(stop func(context.Context) error) func(context.Context) error {
 	var once sync.Once
 	var err error
@@ -299,15 +382,14 @@ func (p *Process) track(stop func(context.Context) error) func(context.Context) 
 	return f
 }
 
-// stopAtEnd shuts an instance down when t ends, unless the process has
-// exited (a test may kill it): a call to a dead process could only fail.
+// stopAtEnd shuts an instance down when t ends, once no swap of the
+// process is under way.
 func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
 	t.Cleanup(func() {
-		if !p.alive() {
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
+		p.swap.RLock()
+		defer p.swap.RUnlock()
 		_ = stop(ctx)
 	})
 }
@@ -316,13 +398,19 @@ func (p *Process) stopAtEnd(t testing.TB, stop func(context.Context) error) {
 // appear in the plugin's output or logs: under WithLegacyTLS, the wrapping
 // token in VAULT_UNWRAP_TOKEN and the plugin's TLS private key as the
 // unwrap endpoint returned it (base64 of its DER form, which is also the
-// body of its PEM form); nil otherwise, and always on a real host. It is
-// here so that a plugin author can assert that their plugin never logs
-// either, by searching Logs for each: only the host knows their values.
-func (p *Process) HostSecrets() []string { return append([]string(nil), p.secrets...) }
+// body of its PEM form), for each process started so far; nil otherwise,
+// and always on a real host. It is here so that a plugin author can
+// assert that their plugin never logs either, by searching Logs for each:
+// only the host knows their values.
+func (p *Process) HostSecrets() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.secrets...)
+}
 
-// PID is the plugin process's id, for signals and for comparing the
-// process that serves two mounts. On a real host it is the process the
+// PID is the id of the plugin process that serves now, for signals and
+// for comparing the process that serves two mounts; 0 for a Process that
+// New or NewDatabase did not make. On a real host it is the process the
 // host runs the plugin's file in now (the lowest id, if it runs several:
 // a plugin that does not multiplex runs one per mount), found in /proc;
 // 0 when none runs (the host starts the plugin when a mount or a
@@ -335,52 +423,61 @@ func (p *Process) PID() int {
 		}
 		return 0
 	}
-	return p.pid
+	if ch := p.serving(); ch != nil {
+		return ch.pid
+	}
+	return 0
 }
 
-// HandshakeTime is the time from starting the process to a completed
-// handshake, as the host measures it. It is here because a plugin's start
-// is on the path of every Vault mount, unseal and plugin reload, and only
-// the host's side of the handshake can time it. On a real host, where
-// the handshake is the host's own business, it is the time the catalog
-// registration and the first mount took together (the mount starts the
-// plugin), or the registration's alone before a mount.
+// HandshakeTime is the time from starting the process that serves now to
+// a completed handshake, as the host measures it. It is here because a
+// plugin's start is on the path of every Vault mount, unseal and plugin
+// reload, and only the host's side of the handshake can time it. On a
+// real host, where the handshake is the host's own business, it is the
+// time the catalog registration and the first mount took together (the
+// mount starts the plugin), or the registration's alone before a mount.
 func (p *Process) HandshakeTime() time.Duration {
 	if p.host != nil {
 		return p.host.reg + time.Duration(p.host.mount.Load())
 	}
-	return p.handshake
+	if ch := p.serving(); ch != nil {
+		return ch.handshake
+	}
+	return 0
 }
 
-// Logs returns the lines the plugin wrote to stderr so far: stderr is read
-// as the plugin writes it, so once Close has returned Logs holds them all.
-// On a real host they are the host's log records that name the plugin's
-// catalog entry, in the host's JSON form: the plugin's own records, which
-// the host re-logs at their level under that name (Level, Message and
-// their fields as the plugin wrote them, with the host's @module and
-// @timestamp among the Fields, Raw the host's line), and the host's own
-// records about the plugin, such as its start.
+// Logs returns the lines the plugin wrote to stderr so far, those of the
+// processes it replaced first: stderr is read as the plugin writes it, so
+// once Close has returned Logs holds them all. On a real host they are
+// the host's log records that name the plugin's catalog entry, in the
+// host's JSON form: the plugin's own records, which the host re-logs at
+// their level under that name (Level, Message and their fields as the
+// plugin wrote them, with the host's @module and @timestamp among the
+// Fields, Raw the host's line), and the host's own records about the
+// plugin, such as its start.
 func (p *Process) Logs() []LogRecord {
 	if p.host != nil {
 		p.host.srv.log.catchUp()
 	}
-	return p.logs.records()
+	p.mu.Lock()
+	logs := append([]*lineLog(nil), p.logs...)
+	p.mu.Unlock()
+	var out []LogRecord
+	for _, l := range logs {
+		out = append(out, l.records()...)
+	}
+	return out
 }
 
-// Exited reports whether the plugin process has exited. On a real host it
-// reports whether no process runs the plugin now: the host starts one
-// again when a request needs it.
+// Exited reports whether the plugin process that serves now has exited.
+// On a real host it reports whether no process runs the plugin now: the
+// host starts one again when a request needs it.
 func (p *Process) Exited() bool {
 	if p.host != nil {
 		return len(p.host.pids()) == 0
 	}
-	return p.client.Exited()
+	return p.serving().exited()
 }
-
-// alive reports whether the process may still be asked to shut its
-// instances down: on a real host always, as the host's API unmounts
-// whether or not the plugin runs.
-func (p *Process) alive() bool { return p.host != nil || !p.client.Exited() }
 
 // Host says which host runs the plugin: the emulation (Name "servetest",
 // the Vault version it plays) or a real Vault or OpenBao, with its
@@ -389,27 +486,37 @@ func (p *Process) Host() Host { return p.info }
 
 // Kill ends the plugin process at once, as a crash would, so a test can
 // see what the host sees then: SIGKILL on Unix, TerminateProcess on
-// Windows. Close is still needed. On a real host it kills every process
-// running the plugin's file (found in /proc, so on Linux only): the
-// request that next reaches the mount fails (Vault 1.21.0 answers 500,
-// "rpc error: code = Unavailable"), and the host starts the plugin again,
-// as it restarts a plugin that crashed, for the requests after (those
-// that come while it starts may fail the same way).
+// Windows. It returns once the host has seen the process end, as Vault's
+// plugin client sees it: Exited reports true, Logs holds the process's
+// last lines, and a call to one of its backends fails with the SDK's
+// ErrPluginShutdown. The next request through a Mount's request methods
+// then starts the binary again, as Vault does (see the package doc's
+// section on upgrades); Close is still needed. On a real host it kills
+// every process running the plugin's file (found in /proc, so on Linux
+// only): the request that next reaches the mount fails (Vault 1.21.0
+// answers 500, "rpc error: code = Unavailable"), and the host starts the
+// plugin again, as it restarts a plugin that crashed, for the requests
+// after (those that come while it starts may fail the same way).
 func (p *Process) Kill() error {
 	if p.host != nil {
 		return p.host.kill()
 	}
-	if p.pid == 0 {
+	ch := p.serving()
+	if ch == nil || ch.pid == 0 {
 		return errors.New("servetest: no process id")
 	}
-	proc, err := os.FindProcess(p.pid)
+	proc, err := os.FindProcess(ch.pid)
 	if err == nil {
 		err = proc.Kill()
 		proc.Release() //nolint:errcheck // only frees the handle
 	}
 	if err != nil {
-		return fmt.Errorf("servetest: killing %d: %w", p.pid, err)
+		return fmt.Errorf("servetest: killing %d: %w", ch.pid, err)
 	}
+	// go-plugin's Kill on a process that is gone returns once its
+	// client saw the exit (its context, which the SDK's clients check,
+	// is cancelled by then) and its stderr was read to the end.
+	stopClient(ch.client)
 	return nil
 }
 
@@ -427,17 +534,15 @@ func (p *Process) Close() error {
 		p.closed = true
 		closers := p.closers
 		p.closers = nil
+		serving := p.serving() // adopt replaces it no more
 		p.mu.Unlock()
-		// A process that has exited (a test may kill it) has nothing
-		// left to shut down, and calls to it could only fail.
-		if p.alive() {
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			for _, stop := range closers {
-				_ = stop(ctx)
-			}
-			cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		for _, stop := range closers {
+			_ = stop(ctx)
 		}
-		p.release()
+		cancel()
+		serving.release()
+		p.host.release()
 	})
 	return nil
 }
@@ -459,18 +564,14 @@ func (c muxConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
 }
 
-// instanceConn is the connection one new instance is served over, with a
-// fresh multiplexing id when the plugin multiplexes.
-func (p *Process) instanceConn() (id string, _ pluginClient, _ error) {
-	id, err := newID()
-	if err != nil {
-		return "", pluginClient{}, err
-	}
+// instanceConn is the connection one instance is served over, sending
+// its multiplexing id id when the plugin multiplexes.
+func (p *child) instanceConn(id string) pluginClient {
 	conn := p.conn
 	if p.multiplex {
 		conn = muxConn{ClientConnInterface: p.conn, id: id}
 	}
-	return id, pluginClient{ClientProtocol: p.rpc, conn: conn}, nil
+	return pluginClient{ClientProtocol: p.rpc, conn: conn}
 }
 
 // pluginClient is what the SDK's clients need to point a backend or

@@ -1,12 +1,19 @@
 // Command testdb is the database plugin the serve tests drive.
-// TESTDB_MODE picks how its factory misbehaves.
+// TESTDB_MODE picks how its factory misbehaves. A copy of the binary whose
+// name ends in "--MODE" runs with that mode instead, and "--v2" reports
+// v0.4.0: the servetest tests upgrade a plugin to such a copy. Under
+// TESTDB_INIT_FILE each Initialize that succeeds records its config and
+// VerifyConnection there, one JSON line each.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +24,16 @@ import (
 
 func main() {
 	var calls atomic.Int64
+	mode, version := os.Getenv("TESTDB_MODE"), "v0.3.0"
+	if _, named, ok := strings.Cut(strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe"), "--"); ok {
+		mode = named
+	}
+	if mode == "v2" {
+		version = "v0.4.0"
+	}
 	dbserve.Run(func() (interface{}, error) {
 		n := calls.Add(1)
-		switch os.Getenv("TESTDB_MODE") {
+		switch mode {
 		case "panic-later":
 			// The instance built before serving is fine; every
 			// connection's instance after it panics.
@@ -33,21 +47,41 @@ func main() {
 		case "panic":
 			panic("the factory panicked on purpose")
 		}
-		return echoDB{closed: new(atomic.Bool)}, nil
-	}, dbserve.WithVersion("v0.3.0"))
+		return echoDB{closed: new(atomic.Bool), initErr: mode == "initerr"}, nil
+	}, dbserve.WithVersion(version))
 }
 
 // echoDB fails every NewUser with an error that quotes the password, as a
 // careless driver would. Under TESTDB_STOP_FILE, an UpdateUser that starts,
 // or still runs, once Close began is recorded there as a violation (the
 // test process cannot be failed from here) and fails.
-type echoDB struct{ closed *atomic.Bool }
+type echoDB struct {
+	closed  *atomic.Bool
+	initErr bool // mode initerr: Initialize refuses every configuration
+}
 
-func (echoDB) Initialize(_ context.Context, req dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
+func (d echoDB) Initialize(_ context.Context, req dbplugin.InitializeRequest) (dbplugin.InitializeResponse, error) {
+	if d.initErr {
+		return dbplugin.InitializeResponse{}, errors.New("this version refuses the configuration")
+	}
 	if pw, _ := req.Config["password"].(string); pw != "" {
 		return dbplugin.InitializeResponse{}, fmt.Errorf("cannot log in with password %s", pw)
 	}
-	return dbplugin.InitializeResponse{Config: req.Config}, nil
+	if f := os.Getenv("TESTDB_INIT_FILE"); f != "" {
+		line, _ := json.Marshal(map[string]any{"config": req.Config, "verify": req.VerifyConnection})
+		fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			fh.Write(append(line, '\n'))
+			fh.Close()
+		}
+	}
+	// The config the engine stores: what was given, with what a driver
+	// adds (a real plugin may fill in defaults).
+	conf := map[string]any{"stored": true}
+	for k, v := range req.Config {
+		conf[k] = v
+	}
+	return dbplugin.InitializeResponse{Config: conf}, nil
 }
 
 func (echoDB) NewUser(_ context.Context, req dbplugin.NewUserRequest) (dbplugin.NewUserResponse, error) {

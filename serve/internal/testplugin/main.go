@@ -1,6 +1,9 @@
 // Command testplugin is the plugin the serve tests drive. The environment
 // variable TESTPLUGIN_MODE picks the options it is served with, so that one
-// binary covers every behaviour under test.
+// binary covers every behaviour under test. A copy of the binary whose name
+// ends in "--MODE[,MODE…]" adds those modes: the servetest tests upgrade a
+// plugin to such a copy, which the environment (the same for both
+// binaries, as Vault's catalog entry keeps it) could not tell apart.
 package main
 
 import (
@@ -9,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -24,12 +28,21 @@ import (
 func main() {
 	var greeting string
 	var opts []serve.Option
-	for _, mode := range strings.Split(os.Getenv("TESTPLUGIN_MODE"), ",") {
+	modes := strings.Split(os.Getenv("TESTPLUGIN_MODE"), ",")
+	if _, named, ok := strings.Cut(strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe"), "--"); ok {
+		modes = append(modes, strings.Split(named, ",")...)
+	}
+	factoryErr := false
+	for _, mode := range modes {
 		switch mode {
 		case "nomux":
 			opts = append(opts, serve.WithoutMultiplexing())
 		case "version":
 			opts = append(opts, serve.WithVersion("1.2.3"))
+		case "version2":
+			opts = append(opts, serve.WithVersion("2.0.0"))
+		case "factoryerr":
+			factoryErr = true
 		case "badversion":
 			opts = append(opts, serve.WithVersion("not-a-version"))
 		case "unwrap1s":
@@ -50,7 +63,7 @@ func main() {
 		}
 	}
 	factory := func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-		if os.Getenv("TESTPLUGIN_MODE") == "factoryerr" {
+		if factoryErr {
 			return nil, errors.New("the factory was told to fail")
 		}
 		// A mount configured with fault=factory-panic panics in the
@@ -216,7 +229,8 @@ func newBackend(ctx context.Context, conf *logical.BackendConfig, greeting strin
 			if f := os.Getenv("TESTPLUGIN_CLEANUP_FILE"); f != "" {
 				fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 				if err == nil {
-					fh.WriteString("cleanup\n")
+					// The mount's UUID tells the mounts apart.
+					fh.WriteString("cleanup " + conf.BackendUUID + "\n")
 					fh.Close()
 				}
 			}
