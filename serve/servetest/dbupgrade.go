@@ -244,7 +244,11 @@ func (d *Database) Reload(ctx context.Context) error {
 // replace is Upgrade to bin, or Reload when bin is "".
 func (d *Database) replace(ctx context.Context, bin string) error {
 	if d.host != nil {
-		return emulationOnly("Database.Upgrade and Reload", "not yet played on a real host")
+		// The operator's steps differ from a secrets engine's (each
+		// connection's plugin_version is written through the database
+		// engine's config endpoint, then database/reload/NAME), and
+		// undoing a failed one is not played yet.
+		return emulationOnly("Database.Upgrade and Reload", "servetest does not yet play a database plugin's upgrade on a real host (register, write each database/config/NAME's plugin_version, database/reload/NAME, and undo them on failure)")
 	}
 	d.swap.Lock()
 	defer d.swap.Unlock()

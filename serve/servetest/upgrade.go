@@ -175,11 +175,11 @@ func (p *Plugin) liveMounts() []*Mount {
 
 // replace is Upgrade to bin, or Reload when bin is "".
 func (p *Plugin) replace(ctx context.Context, bin string) error {
-	if p.host != nil {
-		return emulationOnly("Plugin.Upgrade and Reload", "not yet played on a real host")
-	}
 	p.swap.Lock()
 	defer p.swap.Unlock()
+	if p.host != nil {
+		return p.replaceOnHost(ctx, bin)
+	}
 	if err := p.open(); err != nil {
 		return err
 	}
