@@ -220,7 +220,8 @@ func (d *Database) openOn(ctx context.Context, c *dbConn, ch *child, reinit bool
 // engine stored) and the same VerifyConnection. A connection never
 // initialized is left so. The Connection values a test holds stay valid.
 // Upgrade waits for the engine calls in flight and holds new ones back
-// until it returns.
+// until it returns. On a real host it returns an error wrapping
+// ErrEmulationOnly: it is not played there yet.
 //
 // If bin does not start, or a connection's Initialize fails there, the
 // error names bin and the version it reports (when a connection was
@@ -236,7 +237,8 @@ func (d *Database) Upgrade(ctx context.Context, bin string) error {
 // Reload reloads the plugin's connections, as `vault write
 // database/reload/NAME` does: each is closed and opened anew in a process
 // of the same binary, started again, and initialized with what the engine
-// stored, as Upgrade describes.
+// stored, as Upgrade describes. On a real host it returns an error
+// wrapping ErrEmulationOnly, as Upgrade does.
 func (d *Database) Reload(ctx context.Context) error {
 	return d.replace(ctx, "")
 }
