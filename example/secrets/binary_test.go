@@ -2,6 +2,7 @@ package secrets_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,9 +94,6 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 
 	if err := p.Upgrade(ctx, v2); err != nil {
-		if errors.Is(err, servetest.ErrEmulationOnly) {
-			t.Skip(err)
-		}
 		t.Fatal(err)
 	}
 	if info := read(t, m, "info"); fmt.Sprint(info["schema"]) != "2" {
@@ -134,9 +132,6 @@ func TestUpgradeFailure(t *testing.T) {
 	write(t, m, "data/app/db", db)
 	for _, bin := range []string{broken, missing} {
 		err := p.Upgrade(ctx, bin)
-		if errors.Is(err, servetest.ErrEmulationOnly) {
-			t.Skip(err)
-		}
 		var se *servetest.StartError
 		if !errors.As(err, &se) || se.Binary != bin || !strings.Contains(err.Error(), bin) {
 			t.Errorf("upgrading to %s: want a *servetest.StartError naming it, got %v", bin, err)
@@ -150,7 +145,45 @@ func TestUpgradeFailure(t *testing.T) {
 		if got := read(t, m, "data/app/db"); !reflect.DeepEqual(got, db) {
 			t.Errorf("after the failed upgrade read %v, want %v", got, db)
 		}
+		// On a real host, the operator's undoing left v1 alone in the
+		// catalog: the failed build's entry is gone.
+		if h := p.Host(); h.Real {
+			if got := catalogVersions(t, h, m.MountType); !reflect.DeepEqual(got, []string{"v1.0.0"}) {
+				t.Errorf("after the failed upgrade the catalog holds %s at %v, want v1.0.0 alone", m.MountType, got)
+			}
+		}
 	}
+}
+
+// catalogVersions lists the versions of the plugin name in the real host
+// h's catalog, as `vault plugin list` shows them.
+func catalogVersions(t *testing.T, h servetest.Host, name string) []string {
+	t.Helper()
+	req, err := http.NewRequest("GET", h.Addr+"/v1/sys/plugins/catalog", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Vault-Token", h.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Detailed []struct{ Name, Version string } `json:"detailed"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("listing the catalog: %d, %v", resp.StatusCode, err)
+	}
+	var versions []string
+	for _, e := range body.Data.Detailed {
+		if e.Name == name {
+			versions = append(versions, e.Version)
+		}
+	}
+	return versions
 }
 
 func write(t *testing.T, m *servetest.Mount, path string, data map[string]any) {

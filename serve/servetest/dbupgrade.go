@@ -220,7 +220,8 @@ func (d *Database) openOn(ctx context.Context, c *dbConn, ch *child, reinit bool
 // engine stored) and the same VerifyConnection. A connection never
 // initialized is left so. The Connection values a test holds stay valid.
 // Upgrade waits for the engine calls in flight and holds new ones back
-// until it returns.
+// until it returns. On a real host it returns an error wrapping
+// ErrEmulationOnly: it is not played there yet.
 //
 // If bin does not start, or a connection's Initialize fails there, the
 // error names bin and the version it reports (when a connection was
@@ -236,7 +237,8 @@ func (d *Database) Upgrade(ctx context.Context, bin string) error {
 // Reload reloads the plugin's connections, as `vault write
 // database/reload/NAME` does: each is closed and opened anew in a process
 // of the same binary, started again, and initialized with what the engine
-// stored, as Upgrade describes.
+// stored, as Upgrade describes. On a real host it returns an error
+// wrapping ErrEmulationOnly, as Upgrade does.
 func (d *Database) Reload(ctx context.Context) error {
 	return d.replace(ctx, "")
 }
@@ -244,7 +246,11 @@ func (d *Database) Reload(ctx context.Context) error {
 // replace is Upgrade to bin, or Reload when bin is "".
 func (d *Database) replace(ctx context.Context, bin string) error {
 	if d.host != nil {
-		return emulationOnly("Database.Upgrade and Reload", "not yet played on a real host")
+		// The operator's steps differ from a secrets engine's (each
+		// connection's plugin_version is written through the database
+		// engine's config endpoint, then database/reload/NAME), and
+		// undoing a failed one is not played yet.
+		return emulationOnly("Database.Upgrade and Reload", "servetest does not yet play a database plugin's upgrade on a real host (register, write each database/config/NAME's plugin_version, database/reload/NAME, and undo them on failure)")
 	}
 	d.swap.Lock()
 	defer d.swap.Unlock()

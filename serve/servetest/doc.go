@@ -167,6 +167,33 @@
 // RenewCredentials, RotatePassword, Revoke); its dbplugin.Database methods
 // are the raw calls.
 //
+// On a real host (see below) Upgrade takes the operator's steps through
+// the host's API and, when they fail, the steps that undo them. It copies
+// the new binary into the plugin directory under a file name of its own,
+// registers it under the plugin's catalog name with its sha256 and a
+// version, tunes each mount's plugin_version to that version, reloads
+// (sys/plugins/reload/backend with the plugin's name, which Vault 1.21.0
+// and OpenBao 2.6.2 both take) and reads each mount back to see that it
+// runs the new sha256; then it deletes the old entry and copy. The
+// version is the one the binary reports when that is a semantic version
+// (the catalog refuses another for such a binary); otherwise one made up,
+// v0.0.0-servetest.N: a mount's plugin_version cannot be tuned to "" (the
+// host refuses what is not a semantic version), so an entry without a
+// version could not be tuned to, nor back from. Both hosts register a
+// binary that cannot start (their version check is best-effort); the
+// reload then fails (500, quoting the plugin's "Unrecognized remote
+// plugin message"), the mount is left on its old backend, which starts
+// the old binary again on the next request, but keeps the new
+// plugin_version (measured on Vault 1.21.0). So on any
+// failure servetest tunes each mount back, deletes the new entry and
+// reloads, and the error names the binary and its version and wraps the
+// host's answer: a *StartError whose Cause and Stdout are the plugin's
+// line the host quotes, when it quotes one. An old entry without a
+// version is registered again under a made-up one to tune back to. Reload
+// on a real host is the reload alone. Database.Upgrade and Reload are not
+// played on a real host yet and return an error wrapping
+// ErrEmulationOnly.
+//
 // On a reload of a plugin that multiplexes, Vault 1.21 calls the
 // plugin's Cleanup itself only for the first mount: the plugin catalog
 // kills the process after it. A serve.Run plugin cleans its other mounts
@@ -263,6 +290,12 @@
 //     what registering and the first mount took. Close disables the
 //     mounts, deletes the catalog entry and waits for the plugin's process
 //     to end.
+//   - Plugin.Upgrade and Reload are the operator's register, tune and
+//     reload (see "Upgrades, reloads and restarts"); a Mount's Backend
+//     then reports the running version the host reads back. A plugin that
+//     does not multiplex is upgraded too: the host runs a process per
+//     mount, where the emulation's Upgrade refuses with ErrNotMultiplexed.
+//     Database.Upgrade and Reload return errors wrapping ErrEmulationOnly.
 //   - A Database enables the database engine at a path of its own and
 //     registers the binary as a database plugin; each Connection is a
 //     connection of that engine. Configure (and Initialize) writes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -143,9 +144,18 @@ func skipIfEmulationOnly(t testing.TB, err error) {
 // written for the emulation fails there with a reason, never on a nil
 // pointer.
 type hostBackend struct {
-	typ     logical.BackendType
-	paths   *logical.Paths
-	version string
+	typ   logical.BackendType
+	paths *logical.Paths
+
+	mu      sync.Mutex
+	version string // running_plugin_version, as last read
+}
+
+// setVersion records the running version the host reports now.
+func (b *hostBackend) setVersion(v string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.version = v
 }
 
 const hostBackendHint = "a real host's backend is reached only through its HTTP API; use Mount.Do, Read, Write, List, Delete or Login"
@@ -174,6 +184,8 @@ func (b *hostBackend) Type() logical.BackendType { return b.typ }
 // (running_plugin_version), as the emulation's backend reports the
 // plugin's.
 func (b *hostBackend) PluginVersion() logical.PluginVersion {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return logical.PluginVersion{Version: b.version}
 }
 

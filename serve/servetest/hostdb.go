@@ -85,8 +85,8 @@ func (hc *hostConn) configure(ctx context.Context, config map[string]any) (map[s
 	}
 	body["plugin_name"] = h.name
 	body["allowed_roles"] = "*"
-	if h.version != "" {
-		body["plugin_version"] = h.version
+	if v := h.now().version; v != "" {
+		body["plugin_version"] = v
 	}
 	path := h.engine + "config/" + hc.name
 	if _, err := h.srv.api.call(ctx, "PUT", path, body); err != nil {

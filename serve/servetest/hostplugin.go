@@ -22,16 +22,16 @@ import (
 // hostProcess is a Process's part on a real host: the plugin's catalog
 // entry and its copy in the server's plugin directory.
 type hostProcess struct {
-	srv     *hostServer
-	typ     string // the catalog's type: "secret", "auth" or "database"
-	name    string // the catalog entry's name, unique per Start
-	file    string // the binary's copy in the plugin directory
-	version string // the catalog entry's version, "" for none
-	probe   probed
-	logs    *lineLog
-	mounts  atomic.Int64  // mounts (or connections) made, for their names
-	reg     time.Duration // what registering took
-	mount   atomic.Int64  // what the first mount took, in nanoseconds
+	srv    *hostServer
+	typ    string   // the catalog's type: "secret", "auth" or "database"
+	name   string   // the catalog entry's name, unique per Start
+	args   []string // the catalog entry's -args
+	env    []string // the catalog entry's -env
+	probe  probed
+	logs   *lineLog
+	mounts atomic.Int64  // mounts (or connections) made, for their names
+	reg    time.Duration // what registering took
+	mount  atomic.Int64  // what the first mount took, in nanoseconds
 
 	engine string     // a database plugin's engine path, "NAME/"
 	roleMu sync.Mutex // a database engine's roles are defined and read one at a time
@@ -40,6 +40,13 @@ type hostProcess struct {
 	// steps were taken; release runs it last first, once, as a child's.
 	undo        []func()
 	releaseOnce sync.Once
+
+	// cur is what the host runs the plugin from now (its copy, catalog
+	// version and sha256), which Plugin.Upgrade replaces; versions
+	// counts the versions made up for it.
+	curMu    sync.Mutex
+	cur      hostCurrent
+	versions atomic.Int64
 }
 
 // release undoes launchOnHost, last step first, once: Close calls it, and
@@ -63,10 +70,11 @@ type probed struct {
 	version string
 }
 
-// probeKey is what makes a binary answer the same: its contents and how
-// it is started.
-func probeKey(sum string, database bool, c *config) string {
-	return fmt.Sprintf("%s\x00%v\x00%q\x00%q", sum, database, c.env, c.args)
+// probeKey is what makes a binary answer the same: its contents, its
+// file's name (which a plugin may read, as the servetest tests' plugins
+// take modes from it) and how it is started.
+func probeKey(bin, sum string, database bool, c *config) string {
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%q\x00%q", sum, filepath.Base(bin), database, c.env, c.args)
 }
 
 // probe starts bin in the emulation, as the host would start it (its
@@ -77,7 +85,7 @@ func probeKey(sum string, database bool, c *config) string {
 // per test binary. A plugin that does not start fails here, with the
 // emulation's *StartError, as it would fail on the host.
 func (s *hostServer) probe(ctx context.Context, bin, sum string, database bool, c *config) (probed, error) {
-	key := probeKey(sum, database, c)
+	key := probeKey(bin, sum, database, c)
 	s.mu.Lock()
 	pr, ok := s.probes[key]
 	s.mu.Unlock()
@@ -164,7 +172,7 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 	if err != nil {
 		return nil, err
 	}
-	h := &hostProcess{srv: srv, probe: pr, version: catalogVersion(pr.version), logs: &lineLog{}}
+	h := &hostProcess{srv: srv, probe: pr, logs: &lineLog{}}
 	switch {
 	case database:
 		h.typ = "database"
@@ -188,11 +196,12 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 		return nil, err
 	}
 	h.name = base + "-" + suffix
-	h.file = filepath.Join(srv.pluginDir, h.name)
-	if err := linkOrCopy(bin, h.file); err != nil {
+	h.cur = hostCurrent{file: filepath.Join(srv.pluginDir, h.name), version: catalogVersion(pr.version), sha256: hexSum, bin: bin}
+	if err := linkOrCopy(bin, h.cur.file); err != nil {
 		return nil, fmt.Errorf("servetest: copying %s into the %s plugin directory: %w", bin, srv.info.Name, err)
 	}
-	h.undo = append(h.undo, func() { os.Remove(h.file) })
+	// The copy the plugin runs from at the end: an upgrade replaces it.
+	h.undo = append(h.undo, func() { os.Remove(h.now().file) })
 	// The host's log lines for this plugin: its own records, which the
 	// host re-logs under the catalog name, and the host's about it.
 	sub := &hostLogSub{match: h.name, lines: h.logs, stderr: c.stderr, logger: c.logger}
@@ -202,24 +211,16 @@ func launchOnHost(ctx context.Context, bin string, c *config, database bool) (_ 
 	if dir := coverDir(); dir != "" {
 		env = append(env, "GOCOVERDIR="+dir)
 	}
-	body := map[string]any{"sha256": hexSum, "command": h.name, "args": c.args, "env": env}
-	if h.version != "" {
-		body["version"] = h.version
-	}
+	h.args, h.env = c.args, env
 	start := time.Now()
-	catalog := "sys/plugins/catalog/" + h.typ + "/" + h.name
-	if _, err := srv.api.call(ctx, "PUT", catalog, body); err != nil {
+	if err := h.register(ctx, h.cur.file, hexSum, h.cur.version); err != nil {
 		return nil, fmt.Errorf("servetest: registering %s in the %s catalog: %w", bin, srv.info.Name, err)
 	}
 	h.reg = time.Since(start)
 	h.undo = append(h.undo, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
-		q := ""
-		if h.version != "" {
-			q = "?version=" + h.version
-		}
-		_, _ = srv.api.call(ctx, "DELETE", catalog+q, nil)
+		_ = h.deregister(ctx, h.now().version)
 	})
 	// Whatever runs the copy once the mounts are gone: the host stops a
 	// plugin when its last mount goes, and Close waits for that, then
@@ -251,7 +252,7 @@ func linkOrCopy(src, dst string) error {
 }
 
 // pids are the processes running the plugin's copy now.
-func (h *hostProcess) pids() []int { return procfs.Running(h.file) }
+func (h *hostProcess) pids() []int { return procfs.Running(h.now().file) }
 
 // waitGone waits up to d for the processes running the plugin's copy to
 // end, then kills those left.
@@ -325,8 +326,8 @@ func (p *Plugin) newMountOnHost(ctx context.Context, config map[string]string) (
 	if len(config) > 0 {
 		body["options"] = config
 	}
-	if h.version != "" {
-		body["plugin_version"] = h.version
+	if v := h.now().version; v != "" {
+		body["plugin_version"] = v
 	}
 	if p.defaultTTL != DefaultLeaseTTL || p.maxTTL != DefaultMaxTTL {
 		body["config"] = map[string]any{
@@ -344,7 +345,9 @@ func (p *Plugin) newMountOnHost(ctx context.Context, config map[string]string) (
 		return nil, fmt.Errorf("servetest: enabling %s at %s on %s: %w", h.name, mountPoint, h.srv.info.Name, err)
 	}
 	h.mount.CompareAndSwap(0, int64(time.Since(start)))
+	hm := &hostMount{srv: h.srv, sysPath: sys, path: path, point: mountPoint}
 	disable := func(ctx context.Context) error {
+		hm.gone.Store(true)
 		_, err := api.call(ctx, "DELETE", sys+path, nil)
 		return err
 	}
@@ -359,16 +362,23 @@ func (p *Plugin) newMountOnHost(ctx context.Context, config map[string]string) (
 	accessor, _ := info["accessor"].(string)
 	typ, _ := info["type"].(string)
 	running, _ := info["running_plugin_version"].(string)
+	hm.be = &hostBackend{typ: h.probe.typ, paths: h.probe.paths, version: running}
 	m := &Mount{
-		Backend:    &hostBackend{typ: h.probe.typ, paths: h.probe.paths, version: running},
+		Backend:    hm.be,
 		MountPoint: mountPoint, MountType: typ, MountAccessor: accessor,
-		class: h.typ, plugin: p, host: &hostMount{srv: h.srv},
+		class: h.typ, plugin: p, host: hm,
 	}
 	m.cleanup = p.track(disable)
+	p.mounts.add(m)
 	return m, nil
 }
 
 // hostMount is a Mount's part on a real host.
 type hostMount struct {
-	srv *hostServer
+	srv     *hostServer
+	sysPath string       // "sys/mounts/" or "sys/auth/"
+	path    string       // the mount's path under sys
+	point   string       // its MountPoint
+	be      *hostBackend // its Backend, whose version an upgrade changes
+	gone    atomic.Bool  // disabled: an upgrade leaves it alone
 }

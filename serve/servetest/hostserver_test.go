@@ -223,7 +223,7 @@ func TestHostLogs(t *testing.T) {
 	if _, err := m.Read(context.Background(), "info"); err != nil {
 		t.Fatal(err)
 	}
-	file := p.host.file
+	file := p.host.now().file
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

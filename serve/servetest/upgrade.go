@@ -50,6 +50,15 @@ import (
 //
 // ctx's deadline, if any, bounds each start's handshake, as for New.
 // Upgrade with the binary p already runs is Reload.
+//
+// On a real host Upgrade is the operator's steps through the host's API:
+// bin's copy registered under p's catalog name with its sha256 and its
+// version (or v0.0.0-servetest.N when it reports no semantic version),
+// each mount's plugin_version tuned, the plugin reloaded, and each mount
+// read back. On failure each step is undone (mounts tuned back, the new
+// entry deleted, a reload), so the old binary serves and nothing of bin
+// stays registered; the error wraps the host's answer, as a *StartError
+// when the host quotes the plugin's own line. See the package doc.
 func (p *Plugin) Upgrade(ctx context.Context, bin string) error {
 	return p.replace(ctx, bin)
 }
@@ -59,7 +68,9 @@ func (p *Plugin) Upgrade(ctx context.Context, bin string) error {
 // context), the process stops, the same binary starts again with the same
 // options, and each Mount gets a new backend instance on the same Storage,
 // as Upgrade describes. A failure leaves p serving on a process started
-// anew, as after a failed Upgrade, or the error says that it is not.
+// anew, as after a failed Upgrade, or the error says that it is not. On a
+// real host it is `vault plugin reload -plugin NAME`
+// (sys/plugins/reload/backend), each mount read back after it.
 func (p *Plugin) Reload(ctx context.Context) error {
 	return p.replace(ctx, "")
 }
@@ -175,11 +186,11 @@ func (p *Plugin) liveMounts() []*Mount {
 
 // replace is Upgrade to bin, or Reload when bin is "".
 func (p *Plugin) replace(ctx context.Context, bin string) error {
-	if p.host != nil {
-		return emulationOnly("Plugin.Upgrade and Reload", "not yet played on a real host")
-	}
 	p.swap.Lock()
 	defer p.swap.Unlock()
+	if p.host != nil {
+		return p.replaceOnHost(ctx, bin)
+	}
 	if err := p.open(); err != nil {
 		return err
 	}

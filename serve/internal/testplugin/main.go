@@ -3,7 +3,9 @@
 // binary covers every behaviour under test. A copy of the binary whose name
 // ends in "--MODE[,MODE…]" adds those modes: the servetest tests upgrade a
 // plugin to such a copy, which the environment (the same for both
-// binaries, as Vault's catalog entry keeps it) could not tell apart.
+// binaries, as Vault's catalog entry keeps it) could not tell apart. On a
+// real host servetest runs a copy named NAME-SUFFIX, so what follows a
+// "-" in a named mode is ignored (no mode has one).
 package main
 
 import (
@@ -30,7 +32,10 @@ func main() {
 	var opts []serve.Option
 	modes := strings.Split(os.Getenv("TESTPLUGIN_MODE"), ",")
 	if _, named, ok := strings.Cut(strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe"), "--"); ok {
-		modes = append(modes, strings.Split(named, ",")...)
+		for _, mode := range strings.Split(named, ",") {
+			mode, _, _ = strings.Cut(mode, "-")
+			modes = append(modes, mode)
+		}
 	}
 	factoryErr := false
 	for _, mode := range modes {
